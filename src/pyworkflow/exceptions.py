@@ -1,0 +1,142 @@
+"""Every error PyWorkflow raises, under one root.
+
+```
+PyWorkflowError
+├── ConfigurationError            settings, database URL, agent or tool definitions (raised early)
+│   └── ModelResolutionError      a model string no provider matches, a missing API key
+├── PlanValidationError           a plan that cannot run; `.errors` lists every problem
+├── RunNotFoundError              no run with that id in the database
+├── RunError                      a run ended badly; carries `run_id` (and `step_id` where one is at fault)
+│   ├── StepFailedError           a tool or executor step failed past its retries
+│   ├── BudgetExceededError       max_steps / max_replans / token or cost limit reached
+│   ├── RunCancelledError         the run was cancelled
+│   └── ApprovalTimeoutError      nobody decided an approval in time
+└── HookError                     a hook could not take a delivery; the waiting run is untouched
+    ├── HookNotFoundError         unknown hook id
+    ├── HookAlreadyDecidedError   the hook already received a different payload
+    ├── HookExpiredError          the hook timed out before the delivery
+    └── InvalidHookPayloadError   the payload does not have the shape the hook expects
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ApprovalTimeoutError",
+    "BudgetExceededError",
+    "ConfigurationError",
+    "HookAlreadyDecidedError",
+    "HookError",
+    "HookExpiredError",
+    "HookNotFoundError",
+    "InvalidHookPayloadError",
+    "ModelResolutionError",
+    "PlanValidationError",
+    "PyWorkflowError",
+    "RunCancelledError",
+    "RunError",
+    "RunNotFoundError",
+    "StepFailedError",
+]
+
+
+class PyWorkflowError(Exception):
+    """Root of every error PyWorkflow raises."""
+
+
+class ConfigurationError(PyWorkflowError):
+    """The program is set up wrongly; the developer must fix code or settings."""
+
+
+class ModelResolutionError(ConfigurationError):
+    """A model specification names no known provider, or its credentials are missing."""
+
+
+class PlanValidationError(PyWorkflowError):
+    """A plan cannot run. `errors` lists every problem found, one sentence each."""
+
+    def __init__(self, errors: Sequence[str], *, raw: str | None = None) -> None:
+        self.errors: list[str] = list(errors)
+        self.raw = raw
+        lines = "\n".join(f"  - {e}" for e in self.errors)
+        super().__init__(f"the plan is invalid ({len(self.errors)} problem(s)):\n{lines}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_plan_validation_error, (self.errors, self.raw))
+
+
+def _rebuild_plan_validation_error(errors: list[str], raw: str | None) -> PlanValidationError:
+    return PlanValidationError(errors, raw=raw)
+
+
+class RunNotFoundError(PyWorkflowError):
+    """No run with the given id exists in the configured database."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(
+            f"no run with id {run_id!r} in this database; list runs with `pyworkflow runs`"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.run_id,))
+
+
+class RunError(PyWorkflowError):
+    """A run ended badly. `run_id` names it; `step_id` names the plan step at fault, if any."""
+
+    def __init__(self, message: str, *, run_id: str | None = None, step_id: str | None = None):
+        self.message = message
+        self.run_id = run_id
+        self.step_id = step_id
+        where = f"run {run_id!r}" if run_id else "run"
+        if step_id is not None:
+            where += f", step {step_id}"
+        super().__init__(f"{where}: {message}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_run_error, (type(self), self.message, self.run_id, self.step_id))
+
+
+def _rebuild_run_error(
+    cls: type[RunError], message: str, run_id: str | None, step_id: str | None
+) -> RunError:
+    return cls(message, run_id=run_id, step_id=step_id)
+
+
+class StepFailedError(RunError):
+    """A plan step failed past its retries and no replanning could recover it."""
+
+
+class BudgetExceededError(RunError):
+    """A budget (steps, replans, tokens, cost) would be exceeded; the run stopped before it."""
+
+
+class RunCancelledError(RunError):
+    """The run was cancelled before it finished."""
+
+
+class ApprovalTimeoutError(RunError):
+    """An approval was not decided before its timeout."""
+
+
+class HookError(PyWorkflowError):
+    """A hook could not accept a delivery. The run waiting on it is unharmed."""
+
+
+class HookNotFoundError(HookError):
+    """No hook with that id exists."""
+
+
+class HookAlreadyDecidedError(HookError):
+    """The hook already received a different payload."""
+
+
+class HookExpiredError(HookError):
+    """The hook timed out before the delivery arrived."""
+
+
+class InvalidHookPayloadError(HookError):
+    """The payload does not have the shape the hook expects."""
