@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `make bench`: run every bench/*.py with the project's venv, one after another, and fail
+# if any of them fails.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+shopt -s nullglob
+benches=(bench/*.py)
+if [[ ${#benches[@]} -eq 0 ]]; then
+    echo "no benchmarks yet (bench/*.py)"
+    exit 0
+fi
+
+bash scripts/bootstrap.sh
+failed=()
+for bench in "${benches[@]}"; do
+    echo "== $bench"
+    .venv/bin/python "$bench" || failed+=("$bench")
+done
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "bench.sh: failed: ${failed[*]}" >&2
+    exit 1
+fi
