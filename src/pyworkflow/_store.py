@@ -1,0 +1,325 @@
+"""PyWorkflow's own tables, beside the engine's in the same database.
+
+Runs, events, hooks and executor heartbeats live here so that any process — a CLI, a second
+approver, a dashboard — can read them with plain SQL, without starting the durable runtime.
+Writes that belong to a run are made from durable steps keyed by `(run_id, seq)`, so a step
+re-executed after a crash inserts nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic_core import to_jsonable_python
+
+from pyworkflow.config import mask_password, sqlite_path
+from pyworkflow.exceptions import ConfigurationError
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "pyworkflow_runs",
+    metadata,
+    sa.Column("run_id", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(40), nullable=False),  # "agent" | "workflow"
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("query", sa.Text, nullable=True),
+    sa.Column("status", sa.String(40), nullable=False),
+    sa.Column("hook_id", sa.String(100), nullable=True),
+    sa.Column("result", sa.Text, nullable=True),  # JSON
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+events = sa.Table(
+    "pyworkflow_events",
+    metadata,
+    sa.Column("run_id", sa.String(200), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("type", sa.String(60), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # JSON
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+hooks = sa.Table(
+    "pyworkflow_hooks",
+    metadata,
+    sa.Column("hook_id", sa.String(100), primary_key=True),
+    sa.Column("run_id", sa.String(200), nullable=False, index=True),
+    sa.Column("workflow_id", sa.String(300), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),  # "hook" | "plan_approval" | "tool_approval"
+    sa.Column("status", sa.String(20), nullable=False),  # pending | decided | expired | cancelled
+    sa.Column("payload", sa.Text, nullable=False),  # JSON: what the waiting run shows the human
+    sa.Column("response", sa.Text, nullable=True),  # JSON: what was delivered
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=True),
+    sa.Column("decided_at", sa.Float, nullable=True),
+)
+
+executors = sa.Table(
+    "pyworkflow_executors",
+    metadata,
+    sa.Column("executor_id", sa.String(200), primary_key=True),
+    sa.Column("hostname", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False),
+)
+
+
+def to_json(value: Any) -> str:
+    """Serialise any tool result or payload to JSON; unknown objects fall back to `repr`."""
+    return json.dumps(to_jsonable_python(value, fallback=repr), ensure_ascii=False)
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-compatible copy of `value` (what events and results store)."""
+    return to_jsonable_python(value, fallback=repr)
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    """The SQLAlchemy form of a PyWorkflow database URL (PostgreSQL through psycopg 3)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if database_url.startswith(prefix):
+            return "postgresql+psycopg://" + database_url.removeprefix(prefix)
+    return database_url
+
+
+@dataclass(frozen=True)
+class EventRow:
+    run_id: str
+    seq: int
+    type: str
+    payload: dict[str, Any]
+    created_at: float
+
+
+class Store:
+    """Reads and writes PyWorkflow's tables in one database. Safe to share between threads."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        path = sqlite_path(database_url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine = sa.create_engine(sqlalchemy_url(database_url), pool_pre_ping=True)
+        if path is not None:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._created = False
+        self._lock = threading.Lock()
+
+    def create_tables(self) -> None:
+        """Create the tables if missing; a database that cannot be reached is a clear error."""
+        with self._lock:
+            if self._created:
+                return
+            try:
+                metadata.create_all(self.engine)
+            except sa.exc.OperationalError as exc:
+                raise ConfigurationError(
+                    f"cannot use database {mask_password(self.database_url)!r}: "
+                    f"{_first_line(exc.orig)}. Check PYWORKFLOW_DATABASE_URL or configure(database_url=...)"
+                ) from exc
+            self._created = True
+
+    @contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        self.create_tables()
+        with self.engine.begin() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def insert_run(self, run_id: str, kind: str, name: str, query: str | None) -> None:
+        now = time.time()
+        with self.begin() as conn:
+            exists = conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first()
+            if exists is None:
+                conn.execute(
+                    runs.insert().values(
+                        run_id=run_id, kind=kind, name=name, query=query, status="running",
+                        created_at=now, updated_at=now,
+                    )
+                )
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        if "result" in values and values["result"] is not None:
+            values["result"] = to_json(values["result"])
+        with self.begin() as conn:
+            conn.execute(
+                runs.update().where(runs.c.run_id == run_id).values(updated_at=time.time(), **values)
+            )
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        with self.begin() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
+        return _run_dict(row) if row is not None else None
+
+    def list_runs(self, *, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(runs).order_by(runs.c.created_at.desc()).limit(limit)
+        if status is not None:
+            query = query.where(runs.c.status == status)
+        with self.begin() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_run_dict(row) for row in rows]
+
+    # --- events -----------------------------------------------------------------------------
+
+    def append_event(self, run_id: str, seq: int, type_: str, payload: Any) -> float:
+        """Insert one event; a second insert of the same `(run_id, seq)` is ignored."""
+        now = time.time()
+        with self.begin() as conn:
+            exists = conn.execute(
+                sa.select(events.c.created_at).where(events.c.run_id == run_id, events.c.seq == seq)
+            ).first()
+            if exists is not None:
+                return float(exists[0])
+            conn.execute(
+                events.insert().values(
+                    run_id=run_id, seq=seq, type=type_, payload=to_json(payload), created_at=now
+                )
+            )
+        return now
+
+    def read_events(self, run_id: str, *, after: int = 0) -> list[EventRow]:
+        with self.begin() as conn:
+            rows = conn.execute(
+                sa.select(events)
+                .where(events.c.run_id == run_id, events.c.seq > after)
+                .order_by(events.c.seq)
+            ).all()
+        return [
+            EventRow(r.run_id, r.seq, r.type, json.loads(r.payload), r.created_at) for r in rows
+        ]
+
+    # --- executors --------------------------------------------------------------------------
+
+    def heartbeat(self, executor_id: str, hostname: str, pid: int, started_at: float) -> None:
+        now = time.time()
+        with self.begin() as conn:
+            updated = conn.execute(
+                executors.update()
+                .where(executors.c.executor_id == executor_id)
+                .values(last_seen=now)
+            ).rowcount
+            if not updated:
+                conn.execute(
+                    executors.insert().values(
+                        executor_id=executor_id, hostname=hostname, pid=pid,
+                        started_at=started_at, last_seen=now,
+                    )
+                )
+
+    def list_executors(self) -> Sequence[sa.Row[Any]]:
+        with self.begin() as conn:
+            return conn.execute(sa.select(executors)).all()
+
+    def forget_executor(self, executor_id: str) -> bool:
+        """Remove an executor's row; True for the one caller that removed it (the claimant)."""
+        with self.begin() as conn:
+            removed = conn.execute(
+                executors.delete().where(executors.c.executor_id == executor_id)
+            ).rowcount
+        return bool(removed)
+
+
+def _run_dict(row: Any) -> dict[str, Any]:
+    data = dict(row)
+    if data.get("result"):
+        data["result"] = json.loads(data["result"])
+    return data
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Several processes share one file: WAL lets readers proceed during writes, and the busy
+    # timeout turns a brief lock into a short wait instead of "database is locked".
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _first_line(exc: object) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+class HookStore:
+    """Hook rows: created by the waiting run, decided once by whoever delivers."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(
+        self,
+        hook_id: str,
+        run_id: str,
+        workflow_id: str,
+        name: str,
+        kind: str,
+        payload: Any,
+        expires_at: float | None,
+    ) -> None:
+        with self.store.begin() as conn:
+            exists = conn.execute(sa.select(hooks.c.hook_id).where(hooks.c.hook_id == hook_id)).first()
+            if exists is None:
+                conn.execute(
+                    hooks.insert().values(
+                        hook_id=hook_id, run_id=run_id, workflow_id=workflow_id, name=name,
+                        kind=kind, status="pending", payload=to_json(payload),
+                        created_at=time.time(), expires_at=expires_at,
+                    )
+                )
+
+    def get(self, hook_id: str) -> dict[str, Any] | None:
+        with self.store.begin() as conn:
+            row = conn.execute(sa.select(hooks).where(hooks.c.hook_id == hook_id)).mappings().first()
+        return _hook_dict(row) if row is not None else None
+
+    def decide(self, hook_id: str, response: Any) -> bool:
+        """Record the delivery if the hook is still pending; True for the one caller that did."""
+        with self.store.begin() as conn:
+            changed = conn.execute(
+                hooks.update()
+                .where(hooks.c.hook_id == hook_id, hooks.c.status == "pending")
+                .values(status="decided", response=to_json(response), decided_at=time.time())
+            ).rowcount
+        return bool(changed)
+
+    def expire(self, hook_id: str) -> dict[str, Any] | None:
+        """Mark a pending hook expired. Returns the response instead if one was delivered."""
+        with self.store.begin() as conn:
+            conn.execute(
+                hooks.update()
+                .where(hooks.c.hook_id == hook_id, hooks.c.status == "pending")
+                .values(status="expired", decided_at=time.time())
+            )
+            row = conn.execute(sa.select(hooks).where(hooks.c.hook_id == hook_id)).mappings().first()
+        data = _hook_dict(row) if row is not None else None
+        return data["response"] if data and data["status"] == "decided" else None
+
+    def pending(self, *, run_id: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(hooks).where(hooks.c.status == "pending").order_by(hooks.c.created_at)
+        if run_id is not None:
+            query = query.where(hooks.c.run_id == run_id)
+        with self.store.begin() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_hook_dict(row) for row in rows]
+
+
+def _hook_dict(row: Any) -> dict[str, Any]:
+    data = dict(row)
+    data["payload"] = json.loads(data["payload"])
+    data["response"] = json.loads(data["response"]) if data.get("response") else None
+    return data

@@ -1,0 +1,168 @@
+"""Runs: start one and wait for it, look one up from any process, list them.
+
+Waiting reads PyWorkflow's run table rather than an in-memory future, so it works the same
+in the process that started a run and in any other process sharing the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any, Literal, TypeVar
+
+from pyworkflow import engine
+from pyworkflow._store import Store
+from pyworkflow.agents.result import AgentResult
+from pyworkflow.config import current_settings
+from pyworkflow.events import Event, get_events
+from pyworkflow.exceptions import RunNotFoundError
+
+__all__ = ["RunHandle", "get_run", "get_run_sync", "list_runs"]
+
+T = TypeVar("T")
+_SETTLED = ("completed", "failed", "cancelled", "waiting_for_approval")
+_FINISHED = ("completed", "failed", "cancelled")
+
+
+class _StoreHolder:
+    def __init__(self) -> None:
+        self.store: Store | None = None
+        self.lock = threading.Lock()
+
+
+_stores = _StoreHolder()
+
+
+def shared_store() -> Store:
+    """The store of the configured database; the runtime's own when it is running."""
+    runtime = engine.active_runtime()
+    if runtime is not None:
+        return runtime.store
+    url = current_settings().database_url
+    with _stores.lock:
+        if _stores.store is None or _stores.store.database_url != url:
+            _stores.store = Store(url)
+        return _stores.store
+
+
+def new_run_id() -> str:
+    import uuid
+
+    return f"run_{uuid.uuid4().hex[:16]}"
+
+
+async def start_and_wait(
+    target: str,
+    run_id: str | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    kind: Literal["agent", "workflow"],
+) -> Any:
+    """Start `target` durably (or join the existing run `run_id`) and wait until it settles."""
+    runtime = await asyncio.to_thread(engine.get_runtime)
+    if engine.current_workflow_id() is not None:
+        raise NotImplementedError("calling a run from inside another run is not supported yet")
+    run_id = run_id or new_run_id()
+    await runtime.call(engine.start_run(run_id, target, *args, **kwargs))
+    handle = RunHandle(run_id)
+    if kind == "workflow":
+        return await runtime.call(engine.workflow_result(run_id))
+    return await handle.wait(until=_SETTLED)
+
+
+def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from synchronous code (the `*_sync` twins)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise RuntimeError("a *_sync function was called inside a running event loop; await the async one")
+
+
+class RunHandle:
+    """A run, by id, from any process sharing the database."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.run_id!r})"
+
+    def _row(self) -> dict[str, Any]:
+        row = shared_store().get_run(self.run_id)
+        if row is None:
+            raise RunNotFoundError(self.run_id)
+        return row
+
+    async def status(self) -> str:
+        """`running`, `waiting_for_approval`, `completed`, `failed` or `cancelled`."""
+        return str((await asyncio.to_thread(self._row))["status"])
+
+    async def result(self) -> AgentResult | Any:
+        """The run's result as it stands now (an `AgentResult` for agent runs)."""
+        row = await asyncio.to_thread(self._row)
+        return _result_of(row)
+
+    async def wait(
+        self, *, timeout: float | None = None, until: tuple[str, ...] = _FINISHED
+    ) -> Any:
+        """Wait until the run's status is one of `until` and return its result.
+
+        Raises:
+            TimeoutError: `timeout` seconds passed first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.02
+        while True:
+            row = await asyncio.to_thread(shared_store().get_run, self.run_id)
+            if row is not None and row["status"] in until:
+                return row["result"] if row["kind"] == "agent" else _result_of(row)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {self.run_id!r} did not finish within {timeout}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    async def events(self) -> list[Event]:
+        return await get_events(self.run_id)
+
+    async def cancel(self) -> None:
+        """Stop the run: no new step starts; steps in flight are abandoned."""
+        runtime = await asyncio.to_thread(engine.get_runtime)
+        await asyncio.to_thread(self._row)
+        await runtime.call(engine.cancel_run(self.run_id))
+        await asyncio.to_thread(shared_store().update_run, self.run_id, status="cancelled")
+
+
+def _result_of(row: dict[str, Any]) -> Any:
+    if row["kind"] == "agent":
+        if row["result"] is None:
+            return AgentResult(run_id=row["run_id"], status=row["status"], query=row["query"] or "", hook_id=row["hook_id"])
+        return AgentResult.model_validate(row["result"])
+    return row["result"]
+
+
+async def get_run(run_id: str) -> RunHandle:
+    """A handle on the run `run_id`.
+
+    Raises:
+        RunNotFoundError: no such run in the configured database.
+    """
+    handle = RunHandle(run_id)
+    await asyncio.to_thread(handle._row)
+    return handle
+
+
+def get_run_sync(run_id: str) -> RunHandle:
+    """Synchronous twin of `get_run`."""
+    handle = RunHandle(run_id)
+    handle._row()
+    return handle
+
+
+def list_runs(*, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
+    """Recent runs, newest first."""
+    return shared_store().list_runs(limit=limit, status=status)
