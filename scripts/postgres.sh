@@ -46,32 +46,35 @@ python_with_psycopg() {
 # Succeeds when URL accepts a connection from a role that may create databases.
 # A URL without a database falls back to PGDATABASE=postgres (libpq reads it for any
 # parameter the URL leaves out), because the default, the user's name, often does not exist.
+# psql is asked first, then python with psycopg: either may be missing or broken.
 can_create_databases() {
-    local url="$1" answer="" py
+    local url="$1" py
     local sql="select rolsuper or rolcreatedb from pg_roles where rolname = current_user"
-    if have psql; then
-        answer="$(PGDATABASE=postgres PGCONNECT_TIMEOUT=5 psql "$url" -XAtqc "$sql" 2>/dev/null)" || true
-    elif py="$(python_with_psycopg)"; then
-        answer="$(PGDATABASE=postgres PGCONNECT_TIMEOUT=5 "$py" -c '
+    if have psql && [[ "$(PGDATABASE=postgres PGCONNECT_TIMEOUT=5 \
+        psql "$url" -XAtqc "$sql" 2>/dev/null)" == t ]]; then
+        return 0
+    fi
+    if py="$(python_with_psycopg)" && [[ "$(PGDATABASE=postgres PGCONNECT_TIMEOUT=5 "$py" -c '
 import sys, psycopg
 with psycopg.connect(sys.argv[1]) as conn:
     print("t" if conn.execute(sys.argv[2]).fetchone()[0] else "f")
-' "$url" "$sql" 2>/dev/null)" || true
-    else
-        log "neither psql nor python with psycopg is available to test $url"
-        return 1
+' "$url" "$sql" 2>/dev/null)" == t ]]; then
+        return 0
     fi
-    [[ "$answer" == t ]]
+    if ! have psql && ! python_with_psycopg >/dev/null; then
+        log "neither psql nor python with psycopg is available to test $url"
+    fi
+    return 1
 }
 
-# Succeeds when something accepts connections on 127.0.0.1:PORT.
+# Succeeds when something accepts connections on 127.0.0.1:PORT. The raw TCP check covers
+# a missing or broken pg_isready; whether it is PostgreSQL is up to can_create_databases.
 server_answers() {
     local port="$1"
-    if have pg_isready; then
-        pg_isready -q -h "$host" -p "$port" -t 3
-    else
-        (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
+    if have pg_isready && pg_isready -q -h "$host" -p "$port" -t 3 2>/dev/null; then
+        return 0
     fi
+    (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
 }
 
 port_is_free() {
