@@ -120,7 +120,7 @@ class RunHandle:
         while True:
             row = await asyncio.to_thread(shared_store().get_run, self.run_id)
             if row is not None and row["status"] in until:
-                return row["result"] if row["kind"] == "agent" else _result_of(row)
+                return _result_of(row)
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"run {self.run_id!r} did not finish within {timeout}s")
             await asyncio.sleep(delay)
@@ -134,7 +134,24 @@ class RunHandle:
         runtime = await asyncio.to_thread(engine.get_runtime)
         await asyncio.to_thread(self._row)
         await runtime.call(engine.cancel_run(self.run_id))
-        await asyncio.to_thread(shared_store().update_run, self.run_id, status="cancelled")
+        await asyncio.to_thread(_record_cancellation, self.run_id)
+
+
+def _record_cancellation(run_id: str) -> None:
+    store = shared_store()
+    row = store.get_run(run_id)
+    if row is None or row["status"] in _FINISHED:
+        return
+    # The cancelled run writes nothing more, so the next number is free.
+    last = store.read_events(run_id)
+    seq = last[-1].seq + 1 if last else 1
+    store.append_event(run_id, seq, "AGENT_CANCELLED", {"run_id": run_id})
+    result = _result_of(row)
+    if isinstance(result, AgentResult):
+        result = result.model_copy(update={"status": "cancelled", "error": "cancelled"})
+        store.update_run(run_id, status="cancelled", result=result.model_dump(mode="json"))
+    else:
+        store.update_run(run_id, status="cancelled")
 
 
 def _result_of(row: dict[str, Any]) -> Any:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pyworkflow import engine
 from pyworkflow._store import jsonable
 from pyworkflow.agents import prompts
-from pyworkflow.agents._approval import ApprovalGate
+from pyworkflow.agents._approval import APPROVAL_TOPIC_KIND, ApprovalGate
 from pyworkflow.agents._step_run import DONE_TOPIC, STEP_TARGET, describe_error
 from pyworkflow.agents.plan import (
     Plan,
@@ -95,6 +95,7 @@ class AgentRun:
         self.current_plan: Plan | None = None
         self.finished_steps: dict[int, dict[str, Any]] = {}  # step id → its plan entry
         self.gate = ApprovalGate(self)
+        self.waiting_tool_approvals: set[str] = set()
 
     # --- recording -------------------------------------------------------------------------
 
@@ -133,7 +134,9 @@ class AgentRun:
         )
         try:
             progress = _Progress(plan=await self.first_plan())
-            await self.gate.approve_plan(progress.plan, reason="initial plan")
+            progress.plan = await self.gate.approve_plan(
+                progress.plan, reason="initial plan", regenerate=self.first_plan
+            )
             await self.run_plan(progress)
             answer = await self.answer(progress)
             await self.emit(
@@ -164,7 +167,9 @@ class AgentRun:
         await self.set_status(result.status, result=data, error=result.error, hook_id=None)
         return data
 
-    def result(self, status: Literal["completed", "failed"], **values: Any) -> AgentResult:
+    def result(
+        self, status: Literal["completed", "failed", "waiting_for_approval"], **values: Any
+    ) -> AgentResult:
         return AgentResult(
             run_id=self.run_id,
             status=status,
@@ -217,6 +222,11 @@ class AgentRun:
             },
         )
 
+    def adopt_edit(self, plan: Plan) -> None:
+        """Make a human's edited plan the plan in force (recorded by the approval event)."""
+        self.plans.append(plan.to_list())
+        self.current_plan = plan
+
     async def replan(self, progress: _Progress) -> None:
         """Ask the planner for a plan of the remaining work after a failure (DESIGN.md §4)."""
         assert progress.failure is not None
@@ -228,6 +238,39 @@ class AgentRun:
                 run_id=self.run_id,
                 step_id=unit.key,
             )
+        original = progress.plan.to_list()
+        plan = await self.replacement_plan(progress)
+        self.replans += 1
+        await self.emit(
+            EventType.AGENT_REPLANNING,
+            {
+                "reason": f"Step {unit.key} failed: {error}",
+                "replan": self.replans,
+                "original_plan": original,
+                "new_plan": plan.to_list(),
+            },
+        )
+
+        async def with_feedback(feedback: str) -> Plan:
+            return await self.replacement_plan(progress, feedback=feedback)
+
+        plan = await self.gate.approve_plan(
+            plan,
+            reason=f"replan {self.replans} after step {unit.key} failed: {error}",
+            regenerate=with_feedback,
+            completed=progress.results.keys(),
+        )
+        progress.plan = plan
+        progress.version += 1
+        progress.started = set()
+        progress.queue = []
+        progress.failure = None
+
+    async def replacement_plan(self, progress: _Progress, feedback: str | None = None) -> Plan:
+        """A validated plan for the remaining work, recorded as the next plan version."""
+        assert progress.failure is not None
+        unit, error = progress.failure
+        agent = self.agent
         self.check_budget(model_call=True)
         completed = dict(progress.results)
         next_number = max([*completed, *(s.id for s in progress.plan.steps)], default=0) + 1
@@ -247,33 +290,23 @@ class AgentRun:
                 if s.id in completed
             ]
 
-        outcome = await agent.planner.generate_plan(
-            self.query,
-            agent.signatures(),
-            request=request,
-            completed=completed.keys(),
-            max_steps=agent.max_steps,
-            extra_checks=[no_reuse],
-        )
+        if feedback:
+            request += f"\n\nA reviewer rejected the previous attempt with this feedback:\n{feedback}"
+        try:
+            outcome = await agent.planner.generate_plan(
+                self.query,
+                agent.signatures(),
+                request=request,
+                completed=completed.keys(),
+                max_steps=agent.max_steps,
+                extra_checks=[no_reuse],
+            )
+        except PlanValidationError as exc:
+            self.usage = self.usage.add("planner", getattr(exc, "usage", TokenUsage()))
+            raise
         self.usage = self.usage.add("planner", outcome.usage)
-        self.replans += 1
-        original = progress.plan.to_list()
-        await self.emit(
-            EventType.AGENT_REPLANNING,
-            {
-                "reason": f"Step {unit.key} failed: {error}",
-                "replan": self.replans,
-                "original_plan": original,
-                "new_plan": outcome.plan.to_list(),
-            },
-        )
         await self.adopt(outcome.plan, outcome.usage, outcome.attempts)
-        await self.gate.approve_plan(outcome.plan, reason=f"replan {self.replans}")
-        progress.plan = outcome.plan
-        progress.version += 1
-        progress.started = set()
-        progress.queue = []
-        progress.failure = None
+        return outcome.plan
 
     # --- execution -------------------------------------------------------------------------
 
@@ -343,6 +376,7 @@ class AgentRun:
         if unit.item is not None:
             inputs["item"] = unit.element
         payload = {
+            "agent": self.agent.name,
             "key": unit.key,
             "step": unit.step.to_dict(),
             "params": params,
@@ -370,6 +404,21 @@ class AgentRun:
 
     async def record(self, progress: _Progress, message: dict[str, Any]) -> None:
         """Fold one completion message into the state and the log."""
+        if message.get("kind") == APPROVAL_TOPIC_KIND:
+            await self.emit(
+                EventType.AGENT_STEP_APPROVAL_REQUESTED,
+                {k: message[k] for k in ("hook_id", "tool", "arguments")} | {"label": message["key"]},
+            )
+            await self.set_status(
+                "waiting_for_approval",
+                hook_id=message["hook_id"],
+                result=self.result("waiting_for_approval", hook_id=message["hook_id"]).model_dump(mode="json"),
+            )
+            self.waiting_tool_approvals.add(message["key"])
+            return
+        if message["key"] in self.waiting_tool_approvals:
+            self.waiting_tool_approvals.discard(message["key"])
+            await self.set_status("running", hook_id=None)
         unit = progress.running.pop(message["key"], None)
         if unit is None:  # a completion from a superseded plan version; already accounted for
             return

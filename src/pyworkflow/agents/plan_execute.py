@@ -160,8 +160,8 @@ class PlanExecuteAgent:
         from pyworkflow.runs import start_and_wait
 
         self.check_models()
-        data = await start_and_wait(self.name, run_id, (query,), {}, kind="agent")
-        return AgentResult.model_validate(data)
+        result: AgentResult = await start_and_wait(self.name, run_id, (query,), {}, kind="agent")
+        return result
 
     def run_sync(self, query: str, *, run_id: str | None = None) -> AgentResult:
         """Synchronous twin of `run`."""
