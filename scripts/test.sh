@@ -44,26 +44,60 @@ pg_state="${PYWORKFLOW_PG_STATE_DIR:-$repo_root/.pytest-postgres}/cluster.env"
 cluster_existed=0
 [[ -f "$pg_state" ]] && cluster_existed=1
 
-# Runs a CREATE or DROP DATABASE against the server of URL; prints the new database's URL.
-# psycopg comes with the dev extra, so this needs no psql on the machine.
+# Database chores on the server of URL, in python because psycopg comes with the dev extra
+# and psql may be missing:
+#   create URL NAME   CREATE DATABASE; prints the new database's URL
+#   drop URL NAME     DROP DATABASE ... WITH (FORCE)
+#   sweep URL         drop the databases of earlier runs that were killed before their
+#                     clean-up (name pyworkflow_test_<UTC time>_<pid>[_<suffix>]), if that
+#                     pid is gone and the run started over an hour ago; only on a server on
+#                     this machine, where the pid means something
 database() {
     "$py" - "$@" <<'EOF'
+import os
+import re
 import sys
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
 
-action, url, name = sys.argv[1:4]
+action, url, *rest = sys.argv[1:]
 parts = urlsplit(url)
 # Connect to the database the URL names, else to the maintenance database "postgres".
 admin = url if parts.path.strip("/") else parts._replace(path="/postgres").geturl()
+drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+
+
+def run_is_gone(pid: int, started: datetime) -> bool:
+    if datetime.now(timezone.utc) - started < timedelta(hours=1):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return False
+
+
 with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
     if action == "create":
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        print(parts._replace(path="/" + name).geturl())
-    else:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(rest[0])))
+        print(parts._replace(path="/" + rest[0]).geturl())
+    elif action == "drop":
+        conn.execute(drop.format(sql.Identifier(rest[0])))
+    elif action == "sweep" and parts.hostname in ("127.0.0.1", "localhost", "::1", None):
+        pattern = re.compile(r"pyworkflow_test_(\d{14})_(\d+)(_[0-9a-f]+)?")
+        for (name,) in conn.execute("SELECT datname FROM pg_database").fetchall():
+            match = pattern.fullmatch(name)
+            if not match:
+                continue
+            started = datetime.strptime(match[1], "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+            if run_is_gone(int(match[2]), started):
+                print(f"test.sh: dropping {name}, left behind by a killed run", file=sys.stderr)
+                conn.execute(drop.format(sql.Identifier(name)))
 EOF
 }
 
@@ -85,7 +119,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 if pg_base="$(bash scripts/postgres.sh)" && [[ -n "$pg_base" ]]; then
-    run_db="pyworkflow_test_$(date +%Y%m%d%H%M%S)_$$"
+    database sweep "$pg_base" || log "warning: could not sweep databases of killed runs"
+    run_db="pyworkflow_test_$(date -u +%Y%m%d%H%M%S)_$$"
     export PYWORKFLOW_TEST_POSTGRES_URL
     PYWORKFLOW_TEST_POSTGRES_URL="$(database create "$pg_base" "$run_db")" || {
         log "error: could not create database $run_db on $pg_base"
@@ -107,17 +142,30 @@ fi
 
 # --- pytest -----------------------------------------------------------------------------
 
+pytest=("$py" -m pytest -q -p no:cacheprovider)
+if is_ci; then
+    # CI kills a run at 90 minutes without a word. Interrupting pytest a little earlier
+    # makes it print its failures and its summary line; --durations shows what was slow.
+    pytest=(timeout --signal=INT --kill-after=60 "${PYWORKFLOW_CI_PYTEST_TIMEOUT:-4800}"
+        "${pytest[@]}" --durations=15)
+fi
+
 set +e
-"$py" -m pytest -q -p no:cacheprovider "$@"
+"${pytest[@]}" "$@"
 status=$?
 set -e
+
+if is_ci && [[ "$status" == 124 || "$status" == 137 ]]; then
+    log "error: pytest ran out of its ${PYWORKFLOW_CI_PYTEST_TIMEOUT:-4800}s CI budget"
+    status=1
+fi
 
 if [[ "$status" == 5 ]]; then
     log "error: pytest collected no tests (exit 5); a run that tests nothing is a failure"
     status=1
 fi
 if [[ "${#lint_failed[@]}" -gt 0 ]]; then
-    log "error: lint failed: ${lint_failed[*]} (SKIP_LINT=1 skips lint locally)"
+    log "error: lint failed: $(IFS=,; echo "${lint_failed[*]}") (SKIP_LINT=1 skips lint locally)"
     [[ "$status" == 0 ]] && status=1
 fi
 exit "$status"
