@@ -122,13 +122,21 @@ class Store:
         with self._lock:
             if self._created:
                 return
-            try:
-                metadata.create_all(self.engine)
-            except sa.exc.OperationalError as exc:
-                raise ConfigurationError(
-                    f"cannot use database {mask_password(self.database_url)!r}: "
-                    f"{_first_line(exc.orig)}. Check PYWORKFLOW_DATABASE_URL or configure(database_url=...)"
-                ) from exc
+            for attempt in range(3):
+                try:
+                    metadata.create_all(self.engine)
+                    break
+                except sa.exc.DatabaseError as exc:
+                    # Two stores creating the tables at once (a second process, or an event
+                    # reader beside the runtime): create_all checks, then creates, so the
+                    # slower one fails on a table the other just made. Checking again settles it.
+                    if attempt < 2 and _created_concurrently(exc):
+                        continue
+                    raise ConfigurationError(
+                        f"cannot use database {mask_password(self.database_url)!r}: "
+                        f"{_first_line(exc.orig)}. Check PYWORKFLOW_DATABASE_URL or "
+                        "configure(database_url=...)"
+                    ) from exc
             self._created = True
 
     @contextmanager
@@ -249,6 +257,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _created_concurrently(exc: sa.exc.DatabaseError) -> bool:
+    text = str(exc.orig).lower()
+    return "already exists" in text or "duplicate key" in text
 
 
 def _first_line(exc: object) -> str:
