@@ -1,0 +1,467 @@
+"""Plans: parse the planner's reply, validate it, and resolve references between steps.
+
+A plan is a list of steps, each a tool call (or, with ``"tool": null``, a reasoning step the
+executor model answers) that may use earlier steps' results. Everything here is pure — no
+engine, no model, no I/O — so a plan is checked completely before any of it runs, and an invalid
+one goes back to the planner with every problem listed.
+
+References, in a step's ``params`` and ``for_each``::
+
+    reference := "$" body | "${" body "}"
+    body      := root path
+    root      := a step number | "item"
+    path      := ( "." key | "[" integer "]" )*      key: a letter or "_", then letters,
+                                                      digits, "_" or "-"
+
+- A string that is exactly one reference becomes the raw value it points at: ``"$2"`` is step
+  2's whole result, ``"$2.companies[0].name"`` a path into it (negative indexes count from the
+  end), ``"$item"`` / ``"${item}"`` the current element of a ``for_each`` step.
+- Inside a longer string only the braced form counts and is inserted as text: strings as they
+  are, anything else as JSON (``"${item} revenue 2026"``, ``"compare ${1.a} and ${1.b}"``).
+- ``$$`` is a literal ``$``; any other ``$`` is plain text, so ``"costs $5"`` and ``"$1.50"``
+  stay as written. A whole ``"$5"`` is a reference to step 5; write ``"$$5"`` for the amount.
+- A path looks up dict keys and list indexes. A string result holding JSON is decoded first, so
+  a model's ``'{"name": ...}'`` answer can be navigated.
+- Referencing step N makes the step depend on N.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyworkflow.agents._references import (
+    MISSING,
+    ReferenceResolutionError,
+    find_references,
+    malformed_references,
+    nesting,
+    params_problems,
+    parse_reference,
+    references_in,
+    required_params,
+    resolve_for_each,
+    resolve_params,
+    show,
+)
+from pyworkflow.exceptions import PlanValidationError
+
+__all__ = [
+    "MISSING",
+    "JSONValue",
+    "Plan",
+    "PlanStep",
+    "ReferenceResolutionError",
+    "ToolSignature",
+    "format_plan",
+    "missing_required",
+    "parse_plan",
+    "resolve_for_each",
+    "resolve_params",
+    "step_references",
+    "validate_plan",
+]
+
+JSONValue = Any
+"""A value decoded from JSON (params hold these, possibly with reference strings)."""
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One step of a plan.
+
+    Attributes:
+        id: The step's number, unique in the plan.
+        description: What the step is for, in the planner's words.
+        tool: The tool to call, or None for a reasoning step the executor model answers.
+        params: Arguments for the tool (JSON values, possibly references). Read-only.
+        depends_on: Steps that must finish first: those listed plus those referenced, sorted.
+        for_each: A reference to a list; the step then runs once per element.
+    """
+
+    id: int
+    description: str
+    tool: str | None
+    params: Mapping[str, JSONValue] = field(hash=False)
+    depends_on: tuple[int, ...]
+    for_each: str | None = None
+
+    def __post_init__(self) -> None:
+        # A private copy, so later changes to the planner's decoded JSON cannot alter the plan.
+        object.__setattr__(self, "params", copy.deepcopy(dict(self.params)))
+        implied = set(self.depends_on) | step_references(self)
+        object.__setattr__(self, "depends_on", tuple(sorted(implied)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The step as a JSON-ready dict, in the shape the planner writes."""
+        data: dict[str, Any] = {
+            "step": self.id,
+            "description": self.description,
+            "tool": self.tool,
+            "params": copy.deepcopy(dict(self.params)),
+            "depends_on": list(self.depends_on),
+        }
+        if self.for_each is not None:
+            data["for_each"] = self.for_each
+        return data
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An ordered list of steps. Build one with `parse_plan`, check it with `validate_plan`."""
+
+    steps: tuple[PlanStep, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", tuple(self.steps))
+
+    def step(self, step_id: int) -> PlanStep:
+        """The step numbered `step_id`.
+
+        Raises:
+            KeyError: no step has that number.
+        """
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        numbers = ", ".join(str(step.id) for step in self.steps) or "(none)"
+        raise KeyError(f"no step {step_id!r} in the plan; its steps are: {numbers}")
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """The plan as JSON-ready dicts, e.g. for events and storage."""
+        return [step.to_dict() for step in self.steps]
+
+    @classmethod
+    def from_list(cls, data: list[dict[str, Any]]) -> Plan:
+        """Rebuild a plan from `to_list` output. The data is trusted: nothing is validated."""
+        return cls(
+            tuple(
+                PlanStep(
+                    id=entry["step"],
+                    description=entry["description"],
+                    tool=entry.get("tool"),
+                    params=entry.get("params") or {},
+                    depends_on=tuple(entry.get("depends_on") or ()),
+                    for_each=entry.get("for_each"),
+                )
+                for entry in data
+            )
+        )
+
+
+@dataclass(frozen=True)
+class ToolSignature:
+    """What plan validation needs to know about one tool.
+
+    Attributes:
+        name: The tool's name, as plans call it.
+        description: What the tool does.
+        parameters: JSON schema of its arguments (an object schema, as pydantic generates).
+    """
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any] = field(hash=False)
+
+
+def step_references(step: PlanStep) -> set[int]:
+    """Step numbers referenced in `step`'s params and for_each."""
+    referenced: set[int] = references_in([step.params, step.for_each])
+    return referenced
+
+
+def format_plan(plan: Plan) -> str:
+    """The plan as a compact numbered list, for prompts and logs.
+
+    Example: ``3. Revenue of each company [search_web, for each $2] (after: 2)``.
+    """
+    lines = []
+    for step in plan.steps:
+        kind = step.tool or "reasoning"
+        if step.for_each is not None:
+            kind += f", for each {step.for_each}"
+        after = ", ".join(str(dep) for dep in step.depends_on) or "-"
+        # One line per step, whatever whitespace the planner put in a description.
+        description = " ".join(step.description.split())
+        lines.append(f"{step.id}. {description} [{kind}] (after: {after})")
+    return "\n".join(lines)
+
+
+def missing_required(step: PlanStep, tool: ToolSignature, resolved: Mapping[str, Any]) -> list[str]:
+    """Required parameters of `tool` that `resolved` (the step's resolved params) lacks.
+
+    A non-empty answer means the executor model must fill in the step's arguments.
+    """
+    return [name for name in required_params(tool.parameters) if name not in resolved]
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+_STEP_KEYS = ("step", "description", "tool", "params", "depends_on", "for_each")
+_ALIASES = {"id": "step", "args": "params", "arguments": "params"}
+_FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
+_OPENING = re.compile(r"[\[{]")
+# A failed attempt may scan to the end of the reply; the bound keeps adversarial text from
+# costing quadratic time.
+_MAX_FAILED_ATTEMPTS = 200
+# Params are copied and checked recursively; a bound far above any real plan keeps a hostile
+# reply from ending in RecursionError instead of PlanValidationError.
+_MAX_NESTING = 32
+_EXPECTED = (
+    'expected a JSON array of steps like [{"step": 1, "description": "...", "tool": "...", '
+    '"params": {...}, "depends_on": []}]'
+)
+
+
+def _looks_like_plan(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return "steps" in value or "plan" in value
+    first = value[0] if isinstance(value, list) and value else None
+    return isinstance(first, Mapping) and any(key in first for key in ("step", "id", "description"))
+
+
+def _json_values(text: str) -> Iterator[Any]:
+    """JSON values in `text`, most likely plan first: whole text, fenced blocks, then prose."""
+    for candidate in [text, *(m.group(1) for m in _FENCE.finditer(text))]:
+        try:
+            value = json.loads(candidate)
+        except (ValueError, RecursionError):
+            continue
+        yield value
+    decoder = json.JSONDecoder()
+    position, failures = 0, 0
+    while failures < _MAX_FAILED_ATTEMPTS:
+        opening = _OPENING.search(text, position)
+        if opening is None:
+            return
+        try:
+            value, position = decoder.raw_decode(text, opening.start())
+        except (ValueError, RecursionError):
+            position, failures = opening.start() + 1, failures + 1
+            continue
+        yield value
+
+
+def _decode(text: str) -> Any:
+    first: list[Any] = []
+    for value in _json_values(text):
+        if _looks_like_plan(value):
+            return value
+        first = first or [value]
+    # Brackets left open mean a reply cut short (a token limit); any complete value found in it
+    # is a fragment, such as the first step, and reporting on that would mislead.
+    cut_off = text.count("[") + text.count("{") > text.count("]") + text.count("}")
+    if first and not cut_off:
+        return first[0]
+    start = repr(text[:200]) + ("…" if len(text) > 200 else "")
+    if not text.strip():
+        problem = "the reply is empty"
+    elif not _OPENING.search(text):
+        problem = "the reply contains no JSON"
+    elif cut_off:
+        problem = "the JSON in the reply is cut off (brackets are left open)"
+    else:
+        problem = "the reply is not valid JSON"
+    raise PlanValidationError([f"{_EXPECTED}, but {problem}; the reply begins: {start}"], raw=text)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _parse_step(entry: Any, position: int) -> tuple[PlanStep | None, list[str]]:
+    if not isinstance(entry, Mapping):
+        return None, [f"entry {position}: a step must be an object, got {show(entry)}"]
+    problems: list[str] = []
+    fields: dict[str, Any] = {}
+    for key, value in entry.items():
+        name = _ALIASES.get(key, key)
+        if name not in _STEP_KEYS:
+            problems.append(f"unknown key {key!r}; a step has the keys: {', '.join(_STEP_KEYS)}")
+        elif name in fields:
+            problems.append(f"{key!r} repeats {name!r}; give it once")
+        else:
+            fields[name] = value
+    number = fields.get("step")
+    if "step" not in fields:
+        problems.append("missing 'step' (the step's number)")
+    elif not _is_number(number):
+        problems.append(f"'step' must be a positive integer, got {show(number)}")
+    description = fields.get("description")
+    if not isinstance(description, str) or not description.strip():
+        problems.append(f"'description' must be a non-empty string, got {show(description)}")
+    tool = fields.get("tool")
+    if tool is not None and (not isinstance(tool, str) or not tool.strip()):
+        problems.append(f"'tool' must be a tool name or null, got {show(tool)}")
+    params = {} if fields.get("params") is None else fields["params"]
+    if not isinstance(params, Mapping):
+        problems.append(f"'params' must be an object of parameter values, got {show(params)}")
+    elif nesting(params, _MAX_NESTING) > _MAX_NESTING:
+        problems.append(f"'params' nest more than {_MAX_NESTING} levels deep")
+    depends_on = [] if fields.get("depends_on") is None else fields["depends_on"]
+    if not isinstance(depends_on, list) or not all(_is_number(d) for d in depends_on):
+        problems.append(f"'depends_on' must be a list of step numbers, got {show(depends_on)}")
+    for_each = fields.get("for_each")
+    if for_each is not None and not isinstance(for_each, str):
+        problems.append(f"'for_each' must be a reference such as '$2', got {show(for_each)}")
+    if problems:
+        label = f"step {number}" if _is_number(number) else f"entry {position}"
+        return None, [f"{label}: {problem}" for problem in problems]
+    step = PlanStep(
+        fields["step"], fields["description"], tool, params, tuple(depends_on), for_each
+    )
+    return step, []
+
+
+def parse_plan(reply: str | list[Any] | dict[str, Any]) -> Plan:
+    """Parse the planner's reply into a `Plan`.
+
+    Accepts a JSON array of steps — bare, in a ```json fence, or amid prose — an object
+    ``{"steps": [...]}`` (or ``{"plan": [...]}``), or the same already decoded. Step numbers and
+    dependencies must be JSON integers; nothing is coerced or defaulted beyond the documented
+    optional keys (``tool``: null, ``params``: {}, ``depends_on``: []).
+
+    Raises:
+        PlanValidationError: listing every structural problem; `raw` holds the reply.
+    """
+    if isinstance(reply, str):
+        raw, data = reply, _decode(reply)
+    else:
+        try:
+            raw = json.dumps(reply, default=repr)
+        except (TypeError, ValueError, RecursionError):
+            raw = show(reply, 10_000)
+        data = reply
+    if isinstance(data, Mapping):
+        key = next((key for key in ("steps", "plan") if key in data), None)
+        if key is None:
+            keys = ", ".join(repr(key) for key in data) or "none"
+            message = f"{_EXPECTED} or an object with a 'steps' array, got an object with keys: "
+            raise PlanValidationError([message + keys], raw=raw)
+        data = data[key]
+    if not isinstance(data, (list, tuple)):
+        raise PlanValidationError([f"{_EXPECTED}, got {show(data)}"], raw=raw)
+    if not data:
+        raise PlanValidationError(["the plan has no steps"], raw=raw)
+    steps: list[PlanStep] = []
+    errors: list[str] = []
+    for position, entry in enumerate(data, start=1):
+        step, problems = _parse_step(entry, position)
+        errors += problems
+        if step is not None:
+            steps.append(step)
+    if errors:
+        raise PlanValidationError(errors, raw=raw)
+    return Plan(tuple(steps))
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def validate_plan(
+    plan: Plan,
+    tools: Mapping[str, ToolSignature],
+    *,
+    max_steps: int | None = None,
+    completed: Collection[int] = (),
+) -> list[str]:
+    """Every problem that would stop `plan` from running; an empty list means it is valid.
+
+    Args:
+        plan: The plan to check.
+        tools: The agent's tools, by name. A step may call only these.
+        max_steps: The most steps a plan may have.
+        completed: Steps finished under an earlier version of the plan; they stay referenceable.
+
+    Returns:
+        One sentence per problem, in step order, then any cycles.
+    """
+    if not plan.steps:
+        return ["the plan has no steps"]
+    errors: list[str] = []
+    if max_steps is not None and len(plan.steps) > max_steps:
+        errors.append(f"the plan has {len(plan.steps)} steps; max_steps is {max_steps}")
+    known = {step.id for step in plan.steps} | set(completed)
+    missing = "which is not in the plan" + (" or among the completed steps" if completed else "")
+    seen: set[int] = set()
+    for step in plan.steps:
+        problems = _step_problems(step, tools, known, missing, step.id in seen)
+        seen.add(step.id)
+        errors += [f"step {step.id}: {problem}" for problem in dict.fromkeys(problems)]
+    return errors + _cycles(plan)
+
+
+def _step_problems(
+    step: PlanStep, tools: Mapping[str, ToolSignature], known: set[int], missing: str, dup: bool
+) -> list[str]:
+    problems: list[str] = []
+    if not _is_number(step.id):
+        problems.append(f"the step number must be a positive integer, got {step.id!r}")
+    if dup:
+        problems.append(f"the step number {step.id} is used by more than one step")
+    if step.tool is not None and step.tool not in tools:
+        available = ", ".join(sorted(tools))
+        hint = f"the agent's tools are: {available}" if tools else "the agent has no tools"
+        problems.append(f"unknown tool {step.tool!r}; {hint}")
+    referenced = step_references(step)
+    for dep in step.depends_on:
+        if dep == step.id and dep not in referenced:
+            problems.append("depends on itself")
+        elif dep not in known and dep not in referenced:
+            problems.append(f"depends on step {dep}, {missing}")
+    refs = list(find_references(step.params))
+    if step.for_each is not None:
+        ref = parse_reference(step.for_each)
+        if ref is None or ref.root is None:
+            problems.append(
+                "'for_each' must be a reference to an earlier step's list, such as '$2' or "
+                f"'$2.items', got {step.for_each!r}"
+            )
+        else:
+            refs.append(ref)
+    for ref in refs:
+        if ref.root is None and step.for_each is None:
+            problems.append(f"{ref.text!r} is only allowed in a step with 'for_each'")
+        elif ref.root == step.id:
+            problems.append(f"{ref.text!r} refers to the step itself")
+        elif ref.root is not None and ref.root not in known:
+            problems.append(f"{ref.text!r} refers to step {ref.root}, {missing}")
+    problems += malformed_references(step.params)
+    if step.tool is not None and step.tool in tools:
+        problems += params_problems(step.params, step.tool, tools[step.tool].parameters)
+    return problems
+
+
+def _cycles(plan: Plan) -> list[str]:
+    """One error per distinct cycle found, each drawn in execution order from its lowest step."""
+    dependents: dict[int, set[int]] = {s.id: set() for s in plan.steps if _is_number(s.id)}
+    for step in plan.steps:
+        for dep in step.depends_on:
+            if dep in dependents and step.id in dependents and dep != step.id:
+                dependents[dep].add(step.id)
+    done: set[int] = set()
+    found: dict[tuple[int, ...], None] = {}
+    for start in dependents:
+        if start in done:
+            continue
+        # Iterative DFS: long chains must not hit Python's recursion limit.
+        path, stack = [start], [iter(sorted(dependents[start]))]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                done.add(path.pop())
+                stack.pop()
+            elif nxt in path:
+                cycle = path[path.index(nxt) :]
+                low = cycle.index(min(cycle))
+                found[tuple(cycle[low:] + cycle[:low])] = None
+            elif nxt not in done:
+                path.append(nxt)
+                stack.append(iter(sorted(dependents[nxt])))
+    return [
+        "the plan has a cycle: " + " → ".join(str(n) for n in (*cycle, cycle[0])) for cycle in found
+    ]
