@@ -9,6 +9,7 @@ PyWorkflowError
 ├── RunError                      a run ended badly; carries `run_id` (and `step_id` where one is at fault)
 │   ├── StepFailedError           a tool or executor step failed past its retries
 │   ├── BudgetExceededError       max_steps / max_replans / token or cost limit reached
+│   ├── ModelCallError            a model provider refused a call, or kept failing past the retries
 │   ├── RunCancelledError         the run was cancelled
 │   └── ApprovalTimeoutError      nobody decided an approval in time
 └── HookError                     a hook could not take a delivery; the waiting run is untouched
@@ -32,6 +33,7 @@ __all__ = [
     "HookExpiredError",
     "HookNotFoundError",
     "InvalidHookPayloadError",
+    "ModelCallError",
     "ModelResolutionError",
     "PlanValidationError",
     "PyWorkflowError",
@@ -112,6 +114,48 @@ class StepFailedError(RunError):
 
 class BudgetExceededError(RunError):
     """A budget (steps, replans, tokens, cost) would be exceeded; the run stopped before it."""
+
+
+class ModelCallError(RunError):
+    """A model call failed: the provider refused it (bad key, bad request) or kept failing.
+
+    Attributes:
+        model: The model called, e.g. 'anthropic:claude-opus-4-6'.
+        status_code: The provider's HTTP status, when it answered with one.
+        attempts: How many times the call was sent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str = "",
+        status_code: int | None = None,
+        attempts: int = 1,
+        run_id: str | None = None,
+        step_id: str | None = None,
+    ) -> None:
+        self.model = model
+        self.status_code = status_code
+        self.attempts = attempts
+        super().__init__(message, run_id=run_id, step_id=step_id)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Recorded results are pickled; keep the provider details through a replay.
+        return (_rebuild_model_call_error, (self.message, self.model, self.status_code,
+                                            self.attempts, self.run_id, self.step_id))
+
+
+def _rebuild_model_call_error(
+    message: str,
+    model: str,
+    status_code: int | None,
+    attempts: int,
+    run_id: str | None,
+    step_id: str | None,
+) -> ModelCallError:
+    return ModelCallError(message, model=model, status_code=status_code, attempts=attempts,
+                          run_id=run_id, step_id=step_id)
 
 
 class RunCancelledError(RunError):
