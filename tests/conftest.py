@@ -90,3 +90,20 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 # --- end databases -----------------------------------------------------------------------
+
+
+# --- runtime -----------------------------------------------------------------------------
+# A PyWorkflow runtime on the test's own SQLite file, stopped (and its settings forgotten)
+# after the test, so every test starts from an empty database.
+
+
+@pytest.fixture
+def runtime(sqlite_url: str) -> Iterator[str]:
+    """Run PyWorkflow against the test's own SQLite file for the test; yields the URL."""
+    from pyworkflow.testing import temporary_runtime
+
+    with temporary_runtime(sqlite_url) as url:
+        yield url
+
+
+# --- end runtime -------------------------------------------------------------------------
