@@ -44,15 +44,29 @@ async def send_email(to: str, body: str) -> str:
 
 def _plan(prompt: str) -> list[dict[str, object]]:
     refund = [
-        {"step": 1, "description": "Look up order 12345", "tool": "lookup_order", "params": {"order_id": "12345"}},
-        {"step": 2, "description": "Refund the amount paid", "tool": "charge_credit_card",
-         "params": {"order_id": "12345", "amount": -129.0}, "depends_on": [1]},
+        {
+            "step": 1,
+            "description": "Look up order 12345",
+            "tool": "lookup_order",
+            "params": {"order_id": "12345"},
+        },
+        {
+            "step": 2,
+            "description": "Refund the amount paid",
+            "tool": "charge_credit_card",
+            "params": {"order_id": "12345", "amount": -129.0},
+            "depends_on": [1],
+        },
     ]
     if "email" in prompt.lower() and "rejected" in prompt.lower():
         refund.append(
-            {"step": 3, "description": "Tell the customer", "tool": "send_email",
-             "params": {"to": "$1.email", "body": "Your refund of ${1.amount} is on its way."},
-             "depends_on": [2]}
+            {
+                "step": 3,
+                "description": "Tell the customer",
+                "tool": "send_email",
+                "params": {"to": "$1.email", "body": "Your refund of ${1.amount} is on its way."},
+                "depends_on": [2],
+            }
         )
     return refund
 
@@ -120,8 +134,12 @@ async def start_only() -> None:
     show_plan(result.plan)
     print("\nDecide from any process, e.g.:")
     print(f"  pyworkflow approve {result.hook_id} --feedback 'Looks good'")
-    print(f"  python -c \"from pyworkflow import approve_workflow_hook_sync as a; a('{result.hook_id}', approved=True)\"")
-    print("then `pyworkflow worker --import examples.approval_agent` finishes the run if this process has exited.")
+    print(
+        f"  python -c \"from pyworkflow import approve_workflow_hook_sync as a; a('{result.hook_id}', approved=True)\""
+    )
+    print(
+        "then `pyworkflow worker --import examples.approval_agent` finishes the run if this process has exited."
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0
 def parse_duration(value: str | float | int) -> float:
     """Seconds from `30`, `"45s"`, `"30m"`, `"24h"`, `"7d"`."""
     if isinstance(value, bool):
-        raise ConfigurationError(f"a duration is a number of seconds or text like '24h', got {value!r}")
+        raise ConfigurationError(
+            f"a duration is a number of seconds or text like '24h', got {value!r}"
+        )
     if isinstance(value, (int, float)):
         seconds = float(value)
     else:
@@ -51,6 +53,7 @@ __all__ = [
     "approve_workflow_hook_sync",
     "hook",
     "list_pending_hooks",
+    "open_hook",
     "parse_duration",
     "resume_hook",
     "resume_hook_sync",
@@ -72,41 +75,76 @@ async def hook(
     payload: Any = None,
     kind: str = "hook",
     run_id: str | None = None,
-    hook_id: str | None = None,
 ) -> Any:
     """Suspend the current run until `resume_hook(hook_id, ...)` delivers; return the delivery.
 
     The wait is durable: the process may exit, and the run resumes in any process when the
-    delivery comes. `payload` is shown to whoever decides (JSON).
+    delivery comes. `payload` is shown to whoever decides (JSON); `list_pending_hooks()` lists
+    waiting hooks with their ids.
 
     Raises:
         HookTimeoutError: nothing arrived within `timeout`.
+    """
+    opened = await open_hook(name, timeout=timeout, payload=payload, kind=kind, run_id=run_id)
+    return await opened.wait()
+
+
+class OpenHook:
+    """A hook whose row exists (so deliveries are accepted) and that the run can wait on."""
+
+    def __init__(self, hook_id: str, name: str, seconds: float, run_id: str | None) -> None:
+        self.hook_id = hook_id
+        self.name = name
+        self.seconds = seconds
+        self.run_id = run_id
+
+    async def wait(self) -> Any:
+        response = await engine.receive(topic_of(self.hook_id), self.seconds)
+        if response is None:
+            # A delivery may have been accepted just as the wait ended: the table has the last word.
+            store = HookStore(engine.get_runtime().store)
+            response = await engine.run_step("pyworkflow.hook-expire", store.expire, self.hook_id)
+            if response is None:
+                raise HookTimeoutError(
+                    f"hook {self.name!r} ({self.hook_id}) timed out after {self.seconds:g}s",
+                    run_id=self.run_id,
+                )
+        return response
+
+
+async def open_hook(
+    name: str,
+    *,
+    timeout: str | float = "24h",
+    payload: Any = None,
+    kind: str = "hook",
+    run_id: str | None = None,
+) -> OpenHook:
+    """Create a hook and return it before waiting, so its id can be published first.
+
+    The id must only be shown to anyone (an event, a status) once the hook exists, or a fast
+    decision would find no hook to decide.
     """
     workflow_id = engine.current_workflow_id()
     if workflow_id is None:
         raise RuntimeError("hook() waits inside a durable run (@workflow or an agent)")
     seconds = parse_duration(timeout)
-    hook_id = hook_id or await new_hook_id()
+    hook_id = await new_hook_id()
+    run_id = run_id or workflow_id.split("/")[0]
     store = HookStore(engine.get_runtime().store)
     expires_at = await engine.now() + seconds
     await engine.run_step(
         "pyworkflow.hook",
         store.create,
         hook_id,
-        run_id or workflow_id.split("/")[0],
+        run_id,
         workflow_id,
         name,
         kind,
         jsonable(payload),
         expires_at,
     )
-    response = await engine.receive(topic_of(hook_id), seconds)
-    if response is None:
-        # A delivery may have been accepted just as the wait ended: the table has the last word.
-        response = await engine.run_step("pyworkflow.hook-expire", store.expire, hook_id)
-        if response is None:
-            raise HookTimeoutError(f"hook {name!r} ({hook_id}) timed out after {seconds:g}s", run_id=run_id)
-    return response
+    return OpenHook(hook_id, name, seconds, run_id)
 
 
 async def new_hook_id() -> str:
@@ -146,7 +184,9 @@ def _deliver(hook_id: str, payload: Any) -> Any:
         raise HookNotFoundError(f"no hook with id {hook_id!r}; pending hooks: {pending}")
     clean = _VALIDATORS.get(row["kind"], _generic)(row, payload)
     if row["status"] == "expired":
-        raise HookExpiredError(f"hook {hook_id!r} expired before this delivery; its run has moved on")
+        raise HookExpiredError(
+            f"hook {hook_id!r} expired before this delivery; its run has moved on"
+        )
     if row["status"] == "decided":
         if row["response"] != clean:
             raise HookAlreadyDecidedError(
@@ -154,7 +194,9 @@ def _deliver(hook_id: str, payload: Any) -> Any:
                 "a hook takes one decision"
             )
     elif row["expires_at"] is not None and row["expires_at"] < _now():
-        raise HookExpiredError(f"hook {hook_id!r} expired before this delivery; its run has moved on")
+        raise HookExpiredError(
+            f"hook {hook_id!r} expired before this delivery; its run has moved on"
+        )
     elif not store.decide(hook_id, clean):
         return _deliver(hook_id, payload)  # lost a race with another delivery: judge again
     # Sent after the row is decided, and again on a duplicate delivery: the idempotency key

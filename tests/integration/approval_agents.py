@@ -43,14 +43,28 @@ async def send_email(to: str, body: str) -> str:
 
 
 FIRST_PLAN = [
-    {"step": 1, "description": "Find the order", "tool": "lookup_order", "params": {"order_id": "12345"}},
-    {"step": 2, "description": "Refund it", "tool": "refund",
-     "params": {"order_id": "12345", "amount": "$1.amount"}},
+    {
+        "step": 1,
+        "description": "Find the order",
+        "tool": "lookup_order",
+        "params": {"order_id": "12345"},
+    },
+    {
+        "step": 2,
+        "description": "Refund it",
+        "tool": "refund",
+        "params": {"order_id": "12345", "amount": "$1.amount"},
+    },
 ]
 SECOND_PLAN = [
     *FIRST_PLAN,
-    {"step": 3, "description": "Tell the customer", "tool": "send_email",
-     "params": {"to": "$1.email", "body": "Your refund of ${1.amount} is on its way."}, "depends_on": [2]},
+    {
+        "step": 3,
+        "description": "Tell the customer",
+        "tool": "send_email",
+        "params": {"to": "$1.email", "body": "Your refund of ${1.amount} is on its way."},
+        "depends_on": [2],
+    },
 ]
 
 

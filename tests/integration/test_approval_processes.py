@@ -17,10 +17,14 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def python(code: str, env: dict[str, str], *, wait: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
+def python(
+    code: str, env: dict[str, str], *, wait: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
     argv = [sys.executable, "-c", textwrap.dedent(code)]
     if not wait:
-        return subprocess.Popen(argv, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            argv, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
     done = subprocess.run(argv, env=env, text=True, capture_output=True, timeout=timeout)
     assert done.returncode == 0, f"process failed:\n{done.stdout}\n{done.stderr}"
     return done
@@ -51,7 +55,9 @@ def pending(env: dict[str, str]) -> list[dict[str, object]]:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def wait_for_pending(env: dict[str, str], exclude: set[str], timeout: float = 60) -> dict[str, object]:
+def wait_for_pending(
+    env: dict[str, str], exclude: set[str], timeout: float = 60
+) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         hooks = [h for h in pending(env) if h["hook_id"] not in exclude]
@@ -61,7 +67,9 @@ def wait_for_pending(env: dict[str, str], exclude: set[str], timeout: float = 60
     raise AssertionError("no new approval became pending")
 
 
-def test_reject_then_approve_from_other_processes_and_a_worker_finishes(env: dict[str, str], tmp_path: Path) -> None:
+def test_reject_then_approve_from_other_processes_and_a_worker_finishes(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     # Process 1 starts the agent and exits as soon as the plan waits for approval.
     started = python(
         """
@@ -84,7 +92,7 @@ def test_reject_then_approve_from_other_processes_and_a_worker_finishes(env: dic
     python(
         f"""
         from pyworkflow import approve_workflow_hook_sync
-        approve_workflow_hook_sync({first['hook_id']!r}, approved=False, feedback="also email the customer")
+        approve_workflow_hook_sync({first["hook_id"]!r}, approved=False, feedback="also email the customer")
         """,
         env,
     )
@@ -106,15 +114,19 @@ def test_reject_then_approve_from_other_processes_and_a_worker_finishes(env: dic
     )
     try:
         second = wait_for_pending(env, exclude={first["hook_id"]})
-        assert [s["tool"] for s in second["payload"]["plan"]] == ["lookup_order", "refund", "send_email"]
+        assert [s["tool"] for s in second["payload"]["plan"]] == [
+            "lookup_order",
+            "refund",
+            "send_email",
+        ]
         assert not (tmp_path / "ledger.txt").exists(), "a rejected plan never runs"
 
         # Process 3 approves the new plan; the worker finishes the run.
         python(
             f"""
             from pyworkflow import approve_workflow_hook_sync
-            approve_workflow_hook_sync({second['hook_id']!r}, approved=True, feedback="Looks good")
-            approve_workflow_hook_sync({second['hook_id']!r}, approved=True, feedback="Looks good")
+            approve_workflow_hook_sync({second["hook_id"]!r}, approved=True, feedback="Looks good")
+            approve_workflow_hook_sync({second["hook_id"]!r}, approved=True, feedback="Looks good")
             """,
             env,
         )
@@ -126,7 +138,9 @@ def test_reject_then_approve_from_other_processes_and_a_worker_finishes(env: dic
             worker.kill()
 
     ledger = (tmp_path / "ledger.txt").read_text().splitlines()
-    assert sorted(ledger) == sorted(["lookup_order:12345", "refund:12345:42.0", "send_email:ada@example.com"])
+    assert sorted(ledger) == sorted(
+        ["lookup_order:12345", "refund:12345:42.0", "send_email:ada@example.com"]
+    )
 
     story = python(
         """
@@ -156,7 +170,9 @@ def test_reject_then_approve_from_other_processes_and_a_worker_finishes(env: dic
     assert types[-2:] == ["AGENT_EXECUTION_COMPLETED", "AGENT_COMPLETED"]
 
 
-def test_an_undecided_approval_times_out_and_fails_the_run(env: dict[str, str], tmp_path: Path) -> None:
+def test_an_undecided_approval_times_out_and_fails_the_run(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     done = python(
         """
         import asyncio, json

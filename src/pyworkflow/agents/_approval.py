@@ -21,7 +21,7 @@ from pyworkflow.exceptions import (
     PlanValidationError,
     RunError,
 )
-from pyworkflow.hooks import HookTimeoutError, hook, new_hook_id, register_validator
+from pyworkflow.hooks import HookTimeoutError, open_hook, register_validator
 
 if TYPE_CHECKING:
     from pyworkflow.agents._run import AgentRun
@@ -60,17 +60,7 @@ class ApprovalGate:
             return plan
         rejections = 0
         while True:
-            hook_id = await new_hook_id()
             steps = plan.to_list()
-            await run.emit(
-                EventType.AGENT_PLAN_APPROVAL_REQUESTED,
-                {"hook_id": hook_id, "plan": steps, "reason": reason},
-            )
-            await run.set_status(
-                "waiting_for_approval",
-                hook_id=hook_id,
-                result=run.result("waiting_for_approval", hook_id=hook_id).model_dump(mode="json"),
-            )
             payload = {
                 "run_id": run.run_id,
                 "query": run.query,
@@ -81,29 +71,45 @@ class ApprovalGate:
                 "completed": sorted(completed),
                 "max_steps": agent.max_steps,
             }
+            opened = await open_hook(
+                PLAN_APPROVAL,
+                timeout=agent.approval_timeout,
+                payload=payload,
+                kind=PLAN_APPROVAL,
+                run_id=run.run_id,
+            )
+            hook_id = opened.hook_id
+            await run.emit(
+                EventType.AGENT_PLAN_APPROVAL_REQUESTED,
+                {"hook_id": hook_id, "plan": steps, "reason": reason},
+            )
+            await run.set_status(
+                "waiting_for_approval",
+                hook_id=hook_id,
+                result=run.result("waiting_for_approval", hook_id=hook_id).model_dump(mode="json"),
+            )
             try:
-                decision = await hook(
-                    PLAN_APPROVAL,
-                    timeout=agent.approval_timeout,
-                    payload=payload,
-                    kind=PLAN_APPROVAL,
-                    run_id=run.run_id,
-                    hook_id=hook_id,
-                )
+                decision = await opened.wait()
             except HookTimeoutError:
                 raise ApprovalTimeoutError(
                     f"plan approval {hook_id} was not decided within {agent.approval_timeout:g}s",
                     run_id=run.run_id,
                 ) from None
             await run.set_status("running", hook_id=None)
-            outcome = {"hook_id": hook_id, "approved": decision["approved"], "feedback": decision["feedback"]}
+            outcome = {
+                "hook_id": hook_id,
+                "approved": decision["approved"],
+                "feedback": decision["feedback"],
+            }
             if decision["approved"]:
                 edited = decision.get("plan")
                 if edited is None:
                     await run.emit(EventType.AGENT_PLAN_APPROVED, outcome)
                     return plan
                 plan = Plan.from_list(edited)
-                await run.emit(EventType.AGENT_PLAN_APPROVED, {**outcome, "edited": True, "plan": edited})
+                await run.emit(
+                    EventType.AGENT_PLAN_APPROVED, {**outcome, "edited": True, "plan": edited}
+                )
                 run.adopt_edit(plan)
                 return plan
             await run.emit(EventType.AGENT_PLAN_REJECTED, outcome)
@@ -117,7 +123,9 @@ class ApprovalGate:
             plan = await regenerate(decision["feedback"] or "The reviewer rejected the plan.")
 
 
-async def approve_tool_call(unit: dict[str, Any], tool: Step[..., Any], arguments: dict[str, Any]) -> None:
+async def approve_tool_call(
+    unit: dict[str, Any], tool: Step[..., Any], arguments: dict[str, Any]
+) -> None:
     """Wait for a human to approve one call of a dangerous tool (inside the step's workflow).
 
     Raises:
@@ -128,20 +136,26 @@ async def approve_tool_call(unit: dict[str, Any], tool: Step[..., Any], argument
     from pyworkflow.agents.plan_execute import agent_named
 
     agent = agent_named(unit["agent"])
-    hook_id = await new_hook_id()
-    request = {"tool": tool.name, "arguments": arguments, "step": unit["key"], "run_id": unit["run_id"]}
+    request = {
+        "tool": tool.name,
+        "arguments": arguments,
+        "step": unit["key"],
+        "run_id": unit["run_id"],
+    }
+    opened = await open_hook(
+        f"tool:{tool.name}",
+        timeout=agent.approval_timeout,
+        payload=request,
+        kind=TOOL_APPROVAL,
+        run_id=unit["run_id"],
+    )
     await engine.send(
-        unit["run_id"], {"kind": APPROVAL_TOPIC_KIND, "key": unit["key"], "hook_id": hook_id, **request}, DONE_TOPIC
+        unit["run_id"],
+        {"kind": APPROVAL_TOPIC_KIND, "key": unit["key"], "hook_id": opened.hook_id, **request},
+        DONE_TOPIC,
     )
     try:
-        decision = await hook(
-            f"tool:{tool.name}",
-            timeout=agent.approval_timeout,
-            payload=request,
-            kind=TOOL_APPROVAL,
-            run_id=unit["run_id"],
-            hook_id=hook_id,
-        )
+        decision = await opened.wait()
     except HookTimeoutError:
         raise ToolCallRejectedError(
             f"the call of {tool.name!r} was not approved within {agent.approval_timeout:g}s",
@@ -157,7 +171,11 @@ async def approve_tool_call(unit: dict[str, Any], tool: Step[..., Any], argument
 
 
 def _signature_dict(signature: ToolSignature) -> dict[str, Any]:
-    return {"name": signature.name, "description": signature.description, "parameters": dict(signature.parameters)}
+    return {
+        "name": signature.name,
+        "description": signature.description,
+        "parameters": dict(signature.parameters),
+    }
 
 
 _DECISION_SHAPE = "{'approved': true|false, 'feedback': str or None, 'plan': [steps] or None}"
@@ -181,7 +199,9 @@ def _decision(payload: Any, *, allow_plan: bool) -> dict[str, Any]:
     if plan is not None and not allow_plan:
         raise InvalidHookPayloadError("a tool-call approval takes no 'plan'")
     if plan is not None and not approved:
-        raise InvalidHookPayloadError("an edited 'plan' comes with approved=True; to reject, give feedback")
+        raise InvalidHookPayloadError(
+            "an edited 'plan' comes with approved=True; to reject, give feedback"
+        )
     return {"approved": approved, "feedback": feedback, "plan": plan}
 
 
@@ -191,18 +211,23 @@ def validate_plan_decision(row: dict[str, Any], payload: Any) -> dict[str, Any]:
     if decision["plan"] is not None:
         context = row["payload"]
         tools = {
-            t["name"]: ToolSignature(t["name"], t["description"], t["parameters"]) for t in context["tools"]
+            t["name"]: ToolSignature(t["name"], t["description"], t["parameters"])
+            for t in context["tools"]
         }
         try:
             edited = parse_plan(decision["plan"])
             errors = validate_plan(
-                edited, tools, max_steps=context.get("max_steps"), completed=context.get("completed", ())
+                edited,
+                tools,
+                max_steps=context.get("max_steps"),
+                completed=context.get("completed", ()),
             )
         except PlanValidationError as exc:
             errors = exc.errors
         if errors:
             raise InvalidHookPayloadError(
-                "the edited plan is invalid; the run keeps waiting:\n" + "\n".join(f"  - {e}" for e in errors)
+                "the edited plan is invalid; the run keeps waiting:\n"
+                + "\n".join(f"  - {e}" for e in errors)
             )
         decision["plan"] = edited.to_list()
     return decision
