@@ -13,7 +13,7 @@ from collections.abc import Coroutine
 from typing import Any, Literal, TypeVar
 
 from pyworkflow import engine
-from pyworkflow._store import Store
+from pyworkflow._store import Store, jsonable
 from pyworkflow.agents.result import AgentResult
 from pyworkflow.config import current_settings
 from pyworkflow.events import Event, get_events
@@ -62,9 +62,11 @@ async def start_and_wait(
     kind: Literal["agent", "workflow"],
 ) -> Any:
     """Start `target` durably (or join the existing run `run_id`) and wait until it settles."""
-    runtime = await asyncio.to_thread(engine.get_runtime)
     if engine.current_workflow_id() is not None:
-        raise NotImplementedError("calling a run from inside another run is not supported yet")
+        # Inside a durable run: the inner run is a recorded child, awaited durably.
+        outcome = await engine.run_child(run_id, target, *args, **kwargs)
+        return AgentResult.model_validate(outcome) if kind == "agent" else outcome
+    runtime = await asyncio.to_thread(engine.get_runtime)
     run_id = run_id or new_run_id()
     await runtime.call(engine.start_run(run_id, target, *args, **kwargs))
     handle = RunHandle(run_id)
@@ -159,7 +161,8 @@ def _result_of(row: dict[str, Any]) -> Any:
         if row["result"] is None:
             return AgentResult(run_id=row["run_id"], status=row["status"], query=row["query"] or "", hook_id=row["hook_id"])
         return AgentResult.model_validate(row["result"])
-    return row["result"]
+    # A workflow's result is stored wrapped, so a None result and "no result yet" differ.
+    return row["result"]["value"] if row["result"] else None
 
 
 async def get_run(run_id: str) -> RunHandle:
@@ -183,3 +186,22 @@ def get_run_sync(run_id: str) -> RunHandle:
 def list_runs(*, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
     """Recent runs, newest first."""
     return shared_store().list_runs(limit=limit, status=status)
+
+
+async def record_workflow_run(name: str, body: Coroutine[Any, Any, T]) -> T:
+    """Run a `@workflow` body inside its durable run, keeping its row in the runs table."""
+    run_id = engine.current_workflow_id()
+    assert run_id is not None
+    store = engine.get_runtime().store
+    await engine.run_step("pyworkflow.run", store.insert_run, run_id, "workflow", name, None)
+    try:
+        result = await body
+    except Exception as exc:
+        await engine.run_step(
+            "pyworkflow.status", store.update_run, run_id, status="failed", error=f"{type(exc).__name__}: {exc}"
+        )
+        raise
+    await engine.run_step(
+        "pyworkflow.status", store.update_run, run_id, status="completed", result={"value": jsonable(result)}
+    )
+    return result

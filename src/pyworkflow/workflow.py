@@ -199,7 +199,9 @@ class Workflow(Generic[P, R]):
         engine.register_target(self.name, self._body)
 
     async def _body(self, *args: Any, **kwargs: Any) -> R:
-        return await self.fn(*args, **kwargs)
+        from pyworkflow.runs import record_workflow_run
+
+        return await record_workflow_run(self.name, self.fn(*args, **kwargs))
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return await self.run(*args, **kwargs)

@@ -169,3 +169,17 @@ async def workflow_result(run_id: str) -> Any:
     """Wait for a workflow run to finish and return its result (or raise its error)."""
     handle = await DBOS.retrieve_workflow_async(run_id)
     return await handle.get_result()
+
+
+async def run_child(run_id: str | None, target: str, *args: Any, **kwargs: Any) -> Any:
+    """From workflow code: run `target` as a child workflow and wait for its result (recorded).
+
+    Without `run_id` the engine derives the child's id from the parent's and its position in
+    the parent's history, so a replay finds the same child.
+    """
+    if run_id is None:
+        handle = await DBOS.start_workflow_async(entry, target, args, kwargs)
+    else:
+        with SetWorkflowID(run_id):
+            handle = await DBOS.start_workflow_async(entry, target, args, kwargs)
+    return await handle.get_result()
