@@ -204,7 +204,9 @@ class Workflow(Generic[P, R]):
         return await record_workflow_run(self.name, self.fn(*args, **kwargs))
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await self.run(*args, **kwargs)
+        from pyworkflow.runs import start_and_wait
+
+        return await start_and_wait(self.name, None, args, kwargs, kind="workflow")  # type: ignore[no-any-return]
 
     async def run(self, *args: Any, run_id: str | None = None, **kwargs: Any) -> R:
         """Run durably and return the result. A given `run_id` makes the call idempotent."""

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from dbos import DBOS, SetWorkflowID, StepOptions
+from dbos import DBOS, SetWorkflowID, StepOptions, WorkflowHandleAsync
 from dbos._error import DBOSMaxStepRetriesExceeded, DBOSStepTimeoutError
 
 from pyworkflow.engine._targets import resolve_target
@@ -78,12 +78,10 @@ async def run_step(
     """
     options: StepOptions = {"name": name}
     if retries > 0:
-        options.update(
-            retries_allowed=True,
-            max_attempts=retries + 1,
-            interval_seconds=retry_interval,
-            backoff_rate=backoff,
-        )
+        options["retries_allowed"] = True
+        options["max_attempts"] = retries + 1
+        options["interval_seconds"] = retry_interval
+        options["backoff_rate"] = backoff
     if timeout is not None:
         if inspect.iscoroutinefunction(fn):
             options["timeout_seconds"] = timeout
@@ -178,7 +176,7 @@ async def run_child(run_id: str | None, target: str, *args: Any, **kwargs: Any) 
     the parent's history, so a replay finds the same child.
     """
     if run_id is None:
-        handle = await DBOS.start_workflow_async(entry, target, args, kwargs)
+        handle: WorkflowHandleAsync[Any] = await DBOS.start_workflow_async(entry, target, args, kwargs)
     else:
         with SetWorkflowID(run_id):
             handle = await DBOS.start_workflow_async(entry, target, args, kwargs)
