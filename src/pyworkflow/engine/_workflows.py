@@ -165,7 +165,7 @@ async def run_status(run_id: str) -> str | None:
 
 async def workflow_result(run_id: str) -> Any:
     """Wait for a workflow run to finish and return its result (or raise its error)."""
-    handle = await DBOS.retrieve_workflow_async(run_id)
+    handle: WorkflowHandleAsync[Any] = await DBOS.retrieve_workflow_async(run_id)
     return await handle.get_result()
 
 
