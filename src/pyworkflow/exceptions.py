@@ -5,13 +5,17 @@ PyWorkflowError
 ├── ConfigurationError            settings, database URL, agent or tool definitions (raised early)
 │   └── ModelResolutionError      a model string no provider matches, a missing API key
 ├── PlanValidationError           a plan that cannot run; `.errors` lists every problem
+├── ReferenceResolutionError      a `$N` reference names no result (pyworkflow.agents.plan)
+├── ToolArgumentsError            arguments that do not fit a tool's signature (pyworkflow.workflow)
 ├── RunNotFoundError              no run with that id in the database
 ├── RunError                      a run ended badly; carries `run_id` (and `step_id` where one is at fault)
 │   ├── StepFailedError           a tool or executor step failed past its retries
 │   ├── BudgetExceededError       max_steps / max_replans / token or cost limit reached
 │   ├── ModelCallError            a model provider refused a call, or kept failing past the retries
 │   ├── RunCancelledError         the run was cancelled
-│   └── ApprovalTimeoutError      nobody decided an approval in time
+│   ├── ToolCallRejectedError     a human rejected a call of a `requires_approval` tool
+│   ├── HookTimeoutError          nothing was delivered to a hook in time
+│   │   └── ApprovalTimeoutError  nobody decided an approval in time
 └── HookError                     a hook could not take a delivery; the waiting run is untouched
     ├── HookNotFoundError         unknown hook id
     ├── HookAlreadyDecidedError   the hook already received a different payload
@@ -32,6 +36,7 @@ __all__ = [
     "HookError",
     "HookExpiredError",
     "HookNotFoundError",
+    "HookTimeoutError",
     "InvalidHookPayloadError",
     "ModelCallError",
     "ModelResolutionError",
@@ -41,6 +46,7 @@ __all__ = [
     "RunError",
     "RunNotFoundError",
     "StepFailedError",
+    "ToolCallRejectedError",
 ]
 
 
@@ -142,8 +148,10 @@ class ModelCallError(RunError):
 
     def __reduce__(self) -> tuple[object, ...]:
         # Recorded results are pickled; keep the provider details through a replay.
-        return (_rebuild_model_call_error, (self.message, self.model, self.status_code,
-                                            self.attempts, self.run_id, self.step_id))
+        return (
+            _rebuild_model_call_error,
+            (self.message, self.model, self.status_code, self.attempts, self.run_id, self.step_id),
+        )
 
 
 def _rebuild_model_call_error(
@@ -154,15 +162,29 @@ def _rebuild_model_call_error(
     run_id: str | None,
     step_id: str | None,
 ) -> ModelCallError:
-    return ModelCallError(message, model=model, status_code=status_code, attempts=attempts,
-                          run_id=run_id, step_id=step_id)
+    return ModelCallError(
+        message,
+        model=model,
+        status_code=status_code,
+        attempts=attempts,
+        run_id=run_id,
+        step_id=step_id,
+    )
 
 
 class RunCancelledError(RunError):
     """The run was cancelled before it finished."""
 
 
-class ApprovalTimeoutError(RunError):
+class ToolCallRejectedError(RunError):
+    """A human rejected a call of a tool marked `requires_approval` (or did not decide in time)."""
+
+
+class HookTimeoutError(RunError):
+    """Nothing was delivered to a hook before its timeout."""
+
+
+class ApprovalTimeoutError(HookTimeoutError):
     """An approval was not decided before its timeout."""
 
 

@@ -19,8 +19,8 @@ from pyworkflow.exceptions import (
     HookAlreadyDecidedError,
     HookExpiredError,
     HookNotFoundError,
+    HookTimeoutError,
     InvalidHookPayloadError,
-    RunError,
 )
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -58,10 +58,6 @@ __all__ = [
     "resume_hook",
     "resume_hook_sync",
 ]
-
-
-class HookTimeoutError(RunError):
-    """Nothing was delivered to a hook before its timeout."""
 
 
 def topic_of(hook_id: str) -> str:

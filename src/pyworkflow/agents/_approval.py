@@ -17,11 +17,13 @@ from pyworkflow.agents.plan import Plan, ToolSignature, parse_plan, validate_pla
 from pyworkflow.events import EventType
 from pyworkflow.exceptions import (
     ApprovalTimeoutError,
+    HookTimeoutError,
     InvalidHookPayloadError,
     PlanValidationError,
     RunError,
+    ToolCallRejectedError,
 )
-from pyworkflow.hooks import HookTimeoutError, open_hook, register_validator
+from pyworkflow.hooks import open_hook, register_validator
 
 if TYPE_CHECKING:
     from pyworkflow.agents._run import AgentRun
@@ -30,10 +32,6 @@ if TYPE_CHECKING:
 PLAN_APPROVAL = "plan_approval"
 TOOL_APPROVAL = "tool_approval"
 APPROVAL_TOPIC_KIND = "approval_requested"
-
-
-class ToolCallRejectedError(RunError):
-    """A human rejected a call of a tool marked `requires_approval`."""
 
 
 class ApprovalGate:
