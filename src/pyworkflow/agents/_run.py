@@ -74,6 +74,7 @@ class _Progress:
     queue: list[_Unit] = field(default_factory=list)
     running: dict[str, _Unit] = field(default_factory=dict)
     failure: tuple[_Unit, str] | None = None
+    stopped: BudgetExceededError | None = None  # a budget ran out; raised once nothing runs
     units_done: int = 0
     successful: int = 0
     failed: int = 0
@@ -192,13 +193,13 @@ class AgentRun:
     # --- planning --------------------------------------------------------------------------
 
     async def first_plan(self, feedback: str | None = None) -> Plan:
-        self.check_budget(model_call=True)
         try:
             outcome = await self.agent.planner.generate_plan(
                 self.query,
                 self.agent.signatures(),
                 feedback=feedback,
                 max_steps=self.agent.max_steps,
+                before_call=self.planner_budget,
             )
         except PlanValidationError as exc:
             self.usage = self.usage.add("planner", getattr(exc, "usage", TokenUsage()))
@@ -233,7 +234,7 @@ class AgentRun:
         unit, error = progress.failure
         agent = self.agent
         if self.replans >= agent.max_replans:
-            raise StepFailedError(
+            raise BudgetExceededError(
                 f"{error} (replanning stopped: max_replans={agent.max_replans} reached)",
                 run_id=self.run_id,
                 step_id=unit.key,
@@ -271,7 +272,6 @@ class AgentRun:
         assert progress.failure is not None
         unit, error = progress.failure
         agent = self.agent
-        self.check_budget(model_call=True)
         completed = dict(progress.results)
         next_number = max([*completed, *(s.id for s in progress.plan.steps)], default=0) + 1
         request = prompts.replan_request(
@@ -300,6 +300,7 @@ class AgentRun:
                 completed=completed.keys(),
                 max_steps=agent.max_steps,
                 extra_checks=[no_reuse],
+                before_call=self.planner_budget,
             )
         except PlanValidationError as exc:
             self.usage = self.usage.add("planner", getattr(exc, "usage", TokenUsage()))
@@ -313,11 +314,18 @@ class AgentRun:
     async def run_plan(self, progress: _Progress) -> None:
         agent = self.agent
         while True:
-            if progress.failure is None:
-                self.schedule_ready(progress)
-                while progress.queue and len(progress.running) < agent.max_parallel:
-                    await self.launch(progress, progress.queue.pop(0))
+            if progress.failure is None and progress.stopped is None:
+                try:
+                    self.schedule_ready(progress)
+                    while progress.queue and len(progress.running) < agent.max_parallel:
+                        await self.launch(progress, progress.queue.pop(0))
+                except BudgetExceededError as exc:
+                    # Steps in flight finish and are recorded first, so the result's log and
+                    # usage account for everything that ran.
+                    progress.stopped = exc
             if not progress.running:
+                if progress.stopped is not None:
+                    raise progress.stopped
                 if progress.failure is not None:
                     if not agent.enable_replanning:
                         unit, error = progress.failure
@@ -350,6 +358,16 @@ class AgentRun:
             except ReferenceResolutionError as exc:
                 progress.failure = (_Unit(str(step_id), step, None, {}), describe_error(exc))
                 return
+            scheduled = progress.units_done + len(progress.running) + len(progress.queue)
+            if scheduled + len(elements) > self.agent.max_steps:
+                # Fail before the first element rather than run some and drop the rest.
+                raise BudgetExceededError(
+                    f"max_steps={self.agent.max_steps} would be exceeded: step {step_id} fans "
+                    f"out over {len(elements)} items after {scheduled} other step(s); none of "
+                    "its items was started",
+                    run_id=self.run_id,
+                    step_id=str(step_id),
+                )
             progress.fan_out_size[step_id] = len(elements)
             progress.items[step_id] = {}
             if not elements:
@@ -360,7 +378,7 @@ class AgentRun:
                 progress.queue.append(_Unit(key, step, index, dict(step.params), element))
 
     async def launch(self, progress: _Progress, unit: _Unit) -> None:
-        self.check_budget(units=progress.units_done + len(progress.running) + 1)
+        self.check_budget("executor", units=progress.units_done + len(progress.running) + 1)
         try:
             if unit.item is None:
                 params = resolve_params(unit.step.params, progress.results)
@@ -498,34 +516,64 @@ class AgentRun:
 
     # --- budgets and the answer ------------------------------------------------------------
 
-    def check_budget(self, *, model_call: bool = False, units: int | None = None) -> None:
-        """Stop before a step or model call would pass a limit (DESIGN.md §3 budgets)."""
+    def check_budget(
+        self,
+        role: Literal["planner", "executor"],
+        *,
+        units: int | None = None,
+        pending: TokenUsage | None = None,
+    ) -> None:
+        """Stop before a step or model call once a limit is reached (DESIGN.md §3 budgets).
+
+        A call's cost is known only after it, so the call that reaches a limit completes and
+        the next one does not start. `role` says whose call comes next (a step may call the
+        executor model): the planner's and the executor's own token limits apply to their own
+        calls, `max_tokens` and `max_cost_usd` to all. `pending` is usage already spent but not
+        yet added to the run's (earlier rounds of the plan being made).
+        """
         agent = self.agent
         if units is not None and units > agent.max_steps:
             raise BudgetExceededError(
                 f"max_steps={agent.max_steps} reached: the run would execute step number {units}",
                 run_id=self.run_id,
             )
-        total = self.usage.total
-        if agent.max_tokens is not None and total.total_tokens >= agent.max_tokens:
-            raise BudgetExceededError(
-                f"max_tokens={agent.max_tokens} reached ({total.total_tokens} tokens used)",
-                run_id=self.run_id,
-            )
-        if agent.max_cost_usd is not None and total.cost_usd is not None and (
-            total.cost_usd >= agent.max_cost_usd
+        usage = self.usage if pending is None else self.usage.add(role, pending)
+        own = agent.max_planner_tokens if role == "planner" else agent.max_executor_tokens
+        for name, limit, used, whose in (
+            (f"max_{role}_tokens", own, getattr(usage, role).total_tokens, f"the {role}"),
+            ("max_tokens", agent.max_tokens, usage.total.total_tokens, "planner and executor"),
         ):
+            if limit is not None and used >= limit:
+                raise BudgetExceededError(
+                    f"{name}={limit} reached: {whose} used {used} tokens", run_id=self.run_id
+                )
+        if agent.max_cost_usd is None:
+            return
+        # Calls of unknown price cannot count, but they must not hide the priced ones: each
+        # role's cost is None as soon as one of its calls is unpriced, so sum what is known.
+        spent = sum(u.cost_usd for u in (usage.planner, usage.executor) if u.cost_usd is not None)
+        if spent >= agent.max_cost_usd:
+            unpriced = usage.total.unpriced_requests
+            note = f"; {unpriced} call(s) of unknown price not counted" if unpriced else ""
             raise BudgetExceededError(
-                f"max_cost_usd={agent.max_cost_usd} reached (${total.cost_usd:.4f} spent)",
+                f"max_cost_usd={agent.max_cost_usd} reached: ${spent:.4f} spent{note}",
                 run_id=self.run_id,
             )
+
+    def planner_budget(self, spent: TokenUsage) -> None:
+        """Checked before each planner call, repair rounds included; `spent`: this plan's."""
+        try:
+            self.check_budget("planner", pending=spent)
+        except BudgetExceededError:
+            self.usage = self.usage.add("planner", spent)  # the earlier rounds were paid for
+            raise
 
     async def answer(self, progress: _Progress) -> Any:
         plan = progress.plan
         if self.agent.answer == "last_step" or not plan.steps:
             last = plan.steps[-1].id if plan.steps else None
             return progress.results.get(last) if last is not None else None
-        self.check_budget(model_call=True)
+        self.check_budget("executor")
         results = {
             f"step {s['step']}: {s['description']}": progress.results.get(s["step"])
             for s in self.plan_in_force()

@@ -62,8 +62,14 @@ class PlanExecuteAgent:
         max_steps: Most steps a run executes (fan-out elements count one each) and a plan has.
         max_replans: Most replans after failures.
         max_parallel: Most steps running at once.
-        max_tokens: Token limit across planner and executor; None for no limit.
-        max_cost_usd: Cost limit in USD (calls of unknown price cannot count towards it).
+        max_tokens: Token limit across planner and executor; None for no limit. Like every
+            budget it is checked before each model call and step: the call that reaches it
+            completes, the next one does not start.
+        max_planner_tokens: Token limit of the planner's calls alone; None for no limit.
+        max_executor_tokens: Token limit of the executor's calls alone (steps and the answer);
+            None for no limit.
+        max_cost_usd: Cost limit in USD across planner and executor. Calls of unknown price
+            (`usage.total.unpriced_requests`) cannot count towards it; priced ones still do.
         approval_timeout: How long a plan approval may wait ("24h", "30m", or seconds).
         answer: "synthesize" (an executor-model call writes the answer) or "last_step".
         max_plan_repairs: Rounds an invalid plan is sent back to the planner with its errors.
@@ -85,6 +91,8 @@ class PlanExecuteAgent:
         max_replans: int = 3,
         max_parallel: int = 8,
         max_tokens: int | None = None,
+        max_planner_tokens: int | None = None,
+        max_executor_tokens: int | None = None,
         max_cost_usd: float | None = None,
         approval_timeout: str | float = "24h",
         answer: Literal["synthesize", "last_step"] = "synthesize",
@@ -106,6 +114,16 @@ class PlanExecuteAgent:
                 raise ConfigurationError(f"{label} must be a whole number of at least 1, got {value!r}")
         if not isinstance(max_replans, int) or max_replans < 0:
             raise ConfigurationError(f"max_replans must be 0 or more, got {max_replans!r}")
+        for label, limit in (
+            ("max_tokens", max_tokens),
+            ("max_planner_tokens", max_planner_tokens),
+            ("max_executor_tokens", max_executor_tokens),
+            ("max_cost_usd", max_cost_usd),
+        ):
+            if limit is not None and (
+                isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0
+            ):
+                raise ConfigurationError(f"{label} must be a positive number or None, got {limit!r}")
         if answer not in ("synthesize", "last_step"):
             raise ConfigurationError(f"answer must be 'synthesize' or 'last_step', got {answer!r}")
         self.planner_model = planner_model
@@ -117,6 +135,8 @@ class PlanExecuteAgent:
         self.max_replans = max_replans
         self.max_parallel = max_parallel
         self.max_tokens = max_tokens
+        self.max_planner_tokens = max_planner_tokens
+        self.max_executor_tokens = max_executor_tokens
         self.max_cost_usd = max_cost_usd
         self.approval_timeout = parse_duration(approval_timeout)
         self.answer = answer

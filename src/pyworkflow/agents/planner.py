@@ -7,7 +7,7 @@ Each model call is a recorded operation, so a crash never pays for a plan twice.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,7 @@ class Planner:
         completed: Collection[int] = (),
         max_steps: int | None = None,
         extra_checks: Sequence[Any] = (),
+        before_call: Callable[[TokenUsage], None] | None = None,
     ) -> PlanOutcome:
         """Ask for a plan and validate it, repairing it with the model when invalid.
 
@@ -66,6 +67,8 @@ class Planner:
             completed: Steps finished under an earlier plan; they stay referenceable.
             max_steps: The most steps a plan may have.
             extra_checks: Callables `plan -> list[str]` adding problems of the caller's own.
+            before_call: Called before each model call, repair rounds included, with what
+                this plan has cost so far; an exception it raises ends the planning (budgets).
 
         Raises:
             PlanValidationError: still invalid after `max_repairs` repair rounds.
@@ -77,6 +80,8 @@ class Planner:
         errors: list[str] = []
         reply_text = ""
         for attempt in range(1, self.max_repairs + 2):
+            if before_call is not None:
+                before_call(usage)
             reply = await self._ask(system, message)
             usage = usage + reply.usage
             reply_text = reply.text or _tool_call_text(reply)
