@@ -74,14 +74,17 @@ class Step(Generic[P, R]):
         """Call the tool with keyword arguments, durably when inside a run."""
         if self.wants_idempotency_key:
             arguments = {**arguments, "idempotency_key": idempotency_key or await _key()}
+        # Bound here rather than passed on as keywords: a tool's parameter may share a name
+        # with the engine's own (`name`, `timeout`, `retries`, DBOS's `func`…).
+        call = functools.partial(self.fn, **arguments)
+        functools.update_wrapper(call, self.fn)  # the tool's name stays in timeout messages
         return await engine.run_step(
             self.name,
-            self.fn,
+            call,
             retries=self.retries,
             retry_interval=self.retry_interval,
             backoff=self.backoff,
             timeout=self.timeout,
-            **arguments,
         )
 
     def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -149,12 +152,20 @@ def step(
             raise ConfigurationError(f"@step() decorates a function, got {func!r}")
         tool_name = name or func.__name__
         model = signature_model(func, tool_name)
-        schema = json_schema(model)
         wants_key = "idempotency_key" in inspect.signature(func).parameters
         if wants_key:
-            schema["properties"].pop("idempotency_key", None)
-            if "idempotency_key" in schema.get("required", []):
-                schema["required"].remove("idempotency_key")
+            # The key is PyWorkflow's to pass, never the planner's or the executor model's: it
+            # is no argument to validate, or every plan would lack it and need a model call.
+            model = pydantic.create_model(  # type: ignore[call-overload]
+                model.__name__,
+                __config__=model.model_config,
+                **{
+                    field_name: (info.annotation, info)
+                    for field_name, info in model.model_fields.items()
+                    if field_name != "idempotency_key"
+                },
+            )
+        schema = json_schema(model)
         description, _ = parse_docstring(func.__doc__)
         made: Step[P, R] = Step(
             fn=func,
