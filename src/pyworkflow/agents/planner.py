@@ -7,13 +7,22 @@ Each model call is a recorded operation, so a crash never pays for a plan twice.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyworkflow import engine
 from pyworkflow.agents import prompts
-from pyworkflow.agents.models import ModelReply, ModelSpec, call_model, resolve_model
+from pyworkflow.agents.models import (
+    PLAN_OUTPUT,
+    ModelReply,
+    ModelSpec,
+    call_model,
+    output_mode,
+    resolve_model,
+)
 from pyworkflow.agents.plan import Plan, ToolSignature, parse_plan, validate_plan
 from pyworkflow.agents.result import TokenUsage
 from pyworkflow.exceptions import PlanValidationError
@@ -101,9 +110,32 @@ class Planner:
 
     async def _ask(self, system: str, message: str) -> ModelReply:
         model = resolve_model(self.model)
-        return await engine.run_step(
-            "pyworkflow.planner", call_model, model, system=system, prompt=message
+        mode = output_mode(model)
+        structured = mode != "text"
+        # Appended, never varied: the system prompt stays one stable, cacheable prefix.
+        if mode == "tool":
+            system += (
+                f"\n\nSubmit the plan by calling the {PLAN_OUTPUT.name} tool with "
+                '{"steps": [...]}, the steps being the objects described above.'
+            )
+        elif mode == "native":
+            system += '\n\nAnswer with the JSON object {"steps": [...]} holding those steps.'
+        reply: ModelReply = await engine.run_step(
+            "pyworkflow.planner",
+            call_model,
+            model,
+            system=system,
+            prompt=message,
+            output=PLAN_OUTPUT if structured else None,
+            cache_prefix=True,
         )
+        plan = reply.output
+        if plan is None:
+            return reply  # plain text: parse_plan reads the JSON in it
+        if isinstance(plan, dict) and isinstance(plan.get("steps"), str):
+            with contextlib.suppress(ValueError):  # a model sent the array as a JSON string
+                plan = {**plan, "steps": json.loads(plan["steps"])}
+        return replace(reply, text=json.dumps(plan), tool_calls=())
 
 
 def _tool_dict(tool: ToolSignature) -> Mapping[str, Any]:
