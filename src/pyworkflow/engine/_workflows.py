@@ -154,7 +154,8 @@ async def start_run(run_id: str, target: str, *args: Any, **kwargs: Any) -> str:
 
 async def cancel_run(run_id: str) -> None:
     """Cancel a run and the step workflows it started."""
-    await DBOS.cancel_workflow_async(run_id)
+    # Without the children, a step in flight stays pending and another process resumes it.
+    await DBOS.cancel_workflow_async(run_id, cancel_children=True)
 
 
 async def run_status(run_id: str) -> str | None:
