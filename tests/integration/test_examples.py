@@ -66,6 +66,10 @@ EXAMPLES = [
         ],
         steps_executed=8,  # 1, 2, 3a-3c, 4, 5, 6
     ),
+    Example(
+        "replanning_agent.py",
+        shows=["FAIL  2", "Revised plan", "Answer:", "news_api x2, news_archive x1"],
+    ),
 ]
 
 
