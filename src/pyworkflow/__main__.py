@@ -1,0 +1,7 @@
+"""`python -m pyworkflow`: the `pyworkflow` command."""
+
+import sys
+
+from pyworkflow.cli import main
+
+sys.exit(main())
