@@ -126,7 +126,9 @@ class RunHandle:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"run {self.run_id!r} did not finish within {timeout}s")
             await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
+            # Capped low: the caller learns of a finished run at most this late, for one
+            # primary-key read per poll (a 0.5 s cap made run() return up to 0.5 s late).
+            delay = min(delay * 1.5, 0.05)
 
     async def events(self) -> list[Event]:
         return await get_events(self.run_id)
