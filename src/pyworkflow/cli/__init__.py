@@ -68,6 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return Exit.USAGE
     args.database_url = getattr(args, "database_url", None)
+    for stream in (sys.stdout, sys.stderr):
+        # Tree glyphs fall back to ASCII where the encoding lacks them; anything else that
+        # does not fit (a model's answer, say) is shown as "?" rather than crashing the command.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
     try:
         return int(args.handler(args))
     except CommandError as exc:

@@ -13,13 +13,13 @@ import time
 from typing import Any
 
 from pyworkflow.cli._common import Exit, print_json, table, use_database
+from pyworkflow.cli._mermaid import mermaid
 from pyworkflow.cli._render import (
     Glyphs,
     Painter,
     age,
     cost,
     duration,
-    mermaid,
     plural,
     preview,
     status_parts,

@@ -1,4 +1,4 @@
-"""How runs look in a terminal: the plan tree, the live frame, log lines and Mermaid graphs.
+"""How runs look in a terminal: the plan tree, the live frame and log lines.
 
 Pure text: nothing here writes to a terminal or reads the database. Lines are built from
 `Part`s (text plus an optional colour) so they can be cut to the terminal's width by their
@@ -226,7 +226,7 @@ def tree(steps: list[StepView], glyphs: Glyphs) -> list[TreeRow]:
 def _tool(step: StepView) -> str:
     name = step.tool or "reasoning"
     if step.for_each is not None:
-        name += f" ×{len(step.units)}" if step.units else f" for each {step.for_each}"
+        name += f" x{len(step.units)}" if step.units else f" for each {step.for_each}"
     return name
 
 
@@ -310,10 +310,10 @@ def _items_line(
             by_state[u.state] += 1
         text = ", ".join(f"{n} {_STATE_WORD[s]}" for s, n in by_state.items())
         return [*parts, (f"{len(units)} items: {text}", "dim")]
-    for u in units:
+    for i, u in enumerate(units):
+        parts.append(("   " if i else "", None))
         parts.append((_icon(u.state, glyphs, tick), _STATE_COLOUR[u.state]))
-        took = duration(_elapsed(u, now))
-        parts.append((f" {u.label} {took}   ", "dim"))
+        parts.append((f" {u.label} {duration(_elapsed(u, now))}".rstrip(), "dim"))
     return parts
 
 
@@ -463,46 +463,3 @@ def event_lines(event: Event, view: RunView, glyphs: Glyphs) -> list[str]:
     if kind is EventType.AGENT_CANCELLED:
         return [f"{at}cancelled"]
     return [f"{at}{kind.value.lower()} {preview(p, 100)}"]
-
-
-# --- Mermaid ----------------------------------------------------------------------------------
-
-_MERMAID_CLASSES = {
-    "done": "fill:#dcfce7,stroke:#15803d",
-    "running": "fill:#fef9c3,stroke:#a16207",
-    "failed": "fill:#fee2e2,stroke:#b91c1c",
-    "replanned": "fill:#f3e8ff,stroke:#7e22ce,stroke-dasharray:4",
-    "waiting": "fill:#f1f5f9,stroke:#64748b",
-    "approval": "fill:#e0f2fe,stroke:#0369a1",
-}
-
-
-def _mermaid_text(text: str) -> str:
-    return (
-        text.replace("&", "&amp;").replace('"', "#quot;").replace("<", "&lt;").replace(">", "&gt;")
-    )
-
-
-def mermaid(steps: list[StepView], *, states: bool = True) -> str:
-    """The plan as a Mermaid flowchart: one node per step, an edge per dependency."""
-    lines = ["flowchart TD"]
-    ids = {s.id for s in steps}
-    for s in steps:
-        tool = s.tool or "reasoning"
-        if s.for_each is not None:
-            tool += f", for each {s.for_each}"
-        lines.append(
-            f'    s{s.id}["{s.id}. {_mermaid_text(s.description)}<br/><i>{_mermaid_text(tool)}</i>"]'
-        )
-    for s in steps:
-        for d in s.depends_on:
-            if d in ids:
-                lines.append(f"    s{d} --> s{s.id}")
-    if states:
-        used: dict[str, list[str]] = defaultdict(list)
-        for s in steps:
-            used[s.state].append(f"s{s.id}")
-        for state, nodes in used.items():
-            lines.append(f"    classDef {state} {_MERMAID_CLASSES[state]}")
-            lines.append(f"    class {','.join(nodes)} {state}")
-    return "\n".join(lines)
