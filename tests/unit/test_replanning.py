@@ -198,7 +198,10 @@ def arguments_reply(tool: str, prompt: str) -> dict[str, Any]:
     return {"topic": 12345}  # never a string: invalid every time
 
 
-@pytest.mark.parametrize("kind", ["exception after retries", "invalid model arguments", "timeout"])
+@pytest.mark.parametrize(
+    "kind",
+    ["exception after retries", "invalid model arguments", "timeout", "unresolvable reference"],
+)
 async def test_each_kind_of_step_failure_triggers_a_replan(kind: str) -> None:
     sources = Sources()
     attempts: list[str] = []
@@ -221,6 +224,8 @@ async def test_each_kind_of_step_failure_triggers_a_replan(kind: str) -> None:
         # `topic` is left to the executor model, which never gives a valid one.
         "invalid model arguments": {"tool": "good", "params": {}},
         "timeout": {"tool": "stuck", "params": {"topic": "figures"}},
+        # Step 1's result is plain text: it has no `figures` to point into.
+        "unresolvable reference": {"tool": "good", "params": {"topic": "$1.figures"}},
     }[kind]
     first = [FIRST[0], {"step": 2, "description": "Figures", **failing}]
     second = [
@@ -247,6 +252,7 @@ async def test_each_kind_of_step_failure_triggers_a_replan(kind: str) -> None:
         "exception after retries": r"^RuntimeError: unstable failed on attempt 2 \(after 2 attempts\)$",
         "invalid model arguments": r"^ToolArgumentsError: invalid arguments for tool 'good': .*topic",
         "timeout": r"^TimeoutError: .*timed out after 0\.2s",
+        "unresolvable reference": r"^ReferenceResolutionError: .*figures",
     }[kind]
     assert re.search(expected_error, failed[0].error or ""), failed[0].error
     # The planner is told which step failed and why.
