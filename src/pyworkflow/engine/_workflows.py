@@ -125,6 +125,27 @@ async def start_child(child_id: str, target: str, *args: Any, **kwargs: Any) -> 
 async def send(destination_id: str, message: Any, topic: str) -> None:
     """Deliver `message` to a workflow's inbox; exactly once when called from workflow code."""
     await DBOS.send_async(destination_id, message, topic)
+    await _wake_local_receiver(destination_id, topic)
+
+
+async def _wake_local_receiver(destination_id: str, topic: str) -> None:
+    # On SQLite a waiting `receive` sees a message only at the listener's next poll, every
+    # Settings.polling_interval: ~5 ms of every plan step's completion. When the receiver waits
+    # in this process, make the listener's check (an unconsumed message for it?) now.
+    # PostgreSQL notifies receivers itself.
+    from dbos._dbos import _get_dbos_instance
+    from dbos._sys_db_sqlite import SQLiteSystemDatabase
+
+    try:
+        sys_db = _get_dbos_instance()._sys_db
+        if not isinstance(sys_db, SQLiteSystemDatabase):
+            return
+        waiter = sys_db.notifications_map.get(sys_db._waiter(destination_id, topic)[0])
+    except AttributeError:  # a DBOS without these internals: the listener's poll still wakes it
+        return
+    if waiter is not None:
+        check = sys_db.recv_check  # it only calls .set() on the waiter it is given
+        await asyncio.to_thread(check, destination_id, topic, waiter)  # type: ignore[arg-type]
 
 
 async def receive(topic: str, timeout: float) -> Any | None:
