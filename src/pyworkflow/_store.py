@@ -22,6 +22,9 @@ from pydantic_core import to_jsonable_python
 from pyworkflow.config import mask_password, sqlite_path
 from pyworkflow.exceptions import ConfigurationError
 
+# How long connecting to a PostgreSQL server may take before the URL is reported unusable.
+CONNECT_TIMEOUT_SECONDS = 10
+
 metadata = sa.MetaData()
 
 runs = sa.Table(
@@ -111,7 +114,9 @@ class Store:
         path = sqlite_path(database_url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(sqlalchemy_url(database_url), pool_pre_ping=True)
+        self.engine = sa.create_engine(
+            sqlalchemy_url(database_url), pool_pre_ping=True, connect_args=connect_args(database_url)
+        )
         if path is not None:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._created = False
@@ -150,16 +155,33 @@ class Store:
 
     # --- runs -------------------------------------------------------------------------------
 
-    def insert_run(self, run_id: str, kind: str, name: str, query: str | None) -> None:
+    def insert_run(
+        self, run_id: str, kind: str, name: str, query: str | None, *, status: str = "running"
+    ) -> None:
+        """Add a run's row; for a row already there, only promote `queued` to `running`."""
+        try:
+            self._insert_run(run_id, kind, name, query, status)
+        except sa.exc.IntegrityError:
+            # The process that enqueued the run and the worker that started it inserted the
+            # row at the same moment; it exists now, so the second attempt only promotes it.
+            self._insert_run(run_id, kind, name, query, status)
+
+    def _insert_run(self, run_id: str, kind: str, name: str, query: str | None, status: str) -> None:
         now = time.time()
         with self.begin() as conn:
-            exists = conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first()
+            exists = conn.execute(sa.select(runs.c.status).where(runs.c.run_id == run_id)).first()
             if exists is None:
                 conn.execute(
                     runs.insert().values(
-                        run_id=run_id, kind=kind, name=name, query=query, status="running",
+                        run_id=run_id, kind=kind, name=name, query=query, status=status,
                         created_at=now, updated_at=now,
                     )
+                )
+            elif exists[0] == "queued" and status == "running":
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.run_id == run_id, runs.c.status == "queued")
+                    .values(status="running", updated_at=now)
                 )
 
     def update_run(self, run_id: str, **values: Any) -> None:
@@ -214,13 +236,19 @@ class Store:
 
     # --- executors --------------------------------------------------------------------------
 
-    def heartbeat(self, executor_id: str, hostname: str, pid: int, started_at: float) -> None:
-        now = time.time()
+    def heartbeat(self, executor_id: str, hostname: str, pid: int, started_at: float) -> bool:
+        """Record that the executor is alive. False when its row was missing (first beat, or
+        another process declared it dead and took its runs over)."""
+        # The database's clock, not this host's: executors on several hosts compare beats, and
+        # a host whose clock ran ahead would otherwise see every other executor as silent.
+        now = _database_clock(self.engine)
         with self.begin() as conn:
+            # Host and pid too: a process restarted under the same executor id must not look
+            # like its dead predecessor to the pid check of its neighbours.
             updated = conn.execute(
                 executors.update()
                 .where(executors.c.executor_id == executor_id)
-                .values(last_seen=now)
+                .values(last_seen=now, hostname=hostname, pid=pid, started_at=started_at)
             ).rowcount
             if not updated:
                 conn.execute(
@@ -229,6 +257,12 @@ class Store:
                         started_at=started_at, last_seen=now,
                     )
                 )
+        return bool(updated)
+
+    def clock(self) -> float:
+        """The database's clock, in seconds since the epoch (what heartbeats are stamped with)."""
+        with self.begin() as conn:
+            return float(conn.execute(sa.select(_database_clock(self.engine))).scalar_one())
 
     def list_executors(self) -> Sequence[sa.Row[Any]]:
         with self.begin() as conn:
@@ -241,6 +275,21 @@ class Store:
                 executors.delete().where(executors.c.executor_id == executor_id)
             ).rowcount
         return bool(removed)
+
+
+def connect_args(database_url: str) -> dict[str, Any]:
+    """Driver options for connecting to `database_url` (a connect timeout for PostgreSQL)."""
+    # libpq waits for an unresponsive server without limit; a wrong host must be an error in
+    # seconds, not a hang. A `connect_timeout` in the URL itself takes precedence.
+    if sqlite_path(database_url) is not None or "connect_timeout=" in database_url:
+        return {}
+    return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+
+
+def _database_clock(engine: sa.Engine) -> Any:
+    if engine.dialect.name == "postgresql":
+        return sa.cast(sa.func.extract("epoch", sa.func.clock_timestamp()), sa.Float)
+    return (sa.func.julianday("now") - 2440587.5) * 86400.0
 
 
 def _run_dict(row: Any) -> dict[str, Any]:

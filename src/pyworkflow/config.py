@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from pyworkflow.exceptions import ConfigurationError
 
@@ -17,6 +18,8 @@ __all__ = ["DEFAULT_DATABASE_URL", "Settings", "configure", "current_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite:///.pyworkflow/pyworkflow.sqlite"
 _SUPPORTED_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://", "postgres://")
+RunMode = Literal["direct", "queue", "client"]
+_RUN_MODES = ("direct", "queue", "client")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,14 @@ class Settings:
             at once. Env: `PYWORKFLOW_TAKEOVER_AFTER`.
         recover: Resume this database's interrupted runs when the runtime starts.
         log_level: Log level for the durable engine's own logger.
+        run_mode: Where this process's new runs and plan steps execute. "direct" (default):
+            in this process, except work whose agent or tool has a concurrency limit, which
+            goes through its queue. "queue": every run and step goes through a queue that
+            all workers on the database share (what `pyworkflow worker` uses). "client":
+            this process only enqueues runs and waits for them; it never executes any (no
+            runtime starts here), so workers must be running. Env: `PYWORKFLOW_RUN_MODE`.
+        queue_polling_interval: Seconds between a process's checks of each queue for work;
+            the delay a queued run or step may wait for an idle worker.
         model_base_urls: Base URLs for OpenAI-compatible providers, by provider prefix.
     """
 
@@ -45,6 +56,8 @@ class Settings:
     takeover_after: float = 15.0
     recover: bool = True
     log_level: str = "WARNING"
+    run_mode: RunMode = "direct"
+    queue_polling_interval: float = 0.1
     model_base_urls: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -56,6 +69,15 @@ class Settings:
         if self.takeover_after <= 0:
             raise ConfigurationError(
                 f"takeover_after must be a positive number of seconds, got {self.takeover_after!r}"
+            )
+        if self.run_mode not in _RUN_MODES:
+            raise ConfigurationError(
+                f"run_mode must be one of {', '.join(map(repr, _RUN_MODES))}, got {self.run_mode!r}"
+            )
+        if not 0.01 <= self.queue_polling_interval <= 60:
+            raise ConfigurationError(
+                "queue_polling_interval must be between 0.01 and 60 seconds, "
+                f"got {self.queue_polling_interval!r}"
             )
 
     @property
@@ -70,6 +92,25 @@ def check_database_url(url: str) -> None:
             f"unsupported database URL {mask_password(str(url))!r}; use "
             "'sqlite:///path/to/file.sqlite' or 'postgresql://user:password@host:5432/dbname'"
         )
+    if url.startswith("sqlite"):
+        return
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.make_url(url)
+        port = parsed.port
+    except Exception as exc:  # sqlalchemy's parser raises ArgumentError or ValueError
+        raise ConfigurationError(
+            f"malformed database URL {mask_password(url)!r} ({exc}); expected "
+            "'postgresql://user:password@host:5432/dbname'"
+        ) from None
+    if not parsed.database:
+        raise ConfigurationError(
+            f"database URL {mask_password(url)!r} names no database; expected "
+            "'postgresql://user:password@host:5432/dbname'"
+        )
+    if port is not None and not 0 < port < 65536:
+        raise ConfigurationError(f"database URL {mask_password(url)!r} has port {port!r}")
 
 
 def mask_password(url: str) -> str:
@@ -97,6 +138,8 @@ def settings_from_env() -> Settings:
             raise ConfigurationError(
                 f"PYWORKFLOW_TAKEOVER_AFTER must be a number of seconds, got {takeover!r}"
             ) from None
+    if run_mode := env.get("PYWORKFLOW_RUN_MODE"):
+        values["run_mode"] = run_mode
     if base_url := env.get("PYWORKFLOW_OPENAI_BASE_URL"):
         values["model_base_urls"] = {"openai": base_url}
     return Settings(**values)  # type: ignore[arg-type]
@@ -122,6 +165,8 @@ def configure(
     recover: bool | None = None,
     log_level: str | None = None,
     model_base_urls: dict[str, str] | None = None,
+    run_mode: RunMode | None = None,
+    queue_polling_interval: float | None = None,
 ) -> Settings:
     """Set where runs are stored and how this process behaves. Call before the first run.
 
@@ -142,6 +187,8 @@ def configure(
             "recover": recover,
             "log_level": log_level,
             "model_base_urls": model_base_urls,
+            "run_mode": run_mode,
+            "queue_polling_interval": queue_polling_interval,
         }.items()
         if value is not None
     }

@@ -60,19 +60,57 @@ async def start_and_wait(
     kwargs: dict[str, Any],
     *,
     kind: Literal["agent", "workflow"],
+    queue: engine.QueueSpec = engine.RUNS_QUEUE,
 ) -> Any:
     """Start `target` durably (or join the existing run `run_id`) and wait until it settles."""
     if engine.current_workflow_id() is not None:
         # Inside a durable run: the inner run is a recorded child, awaited durably.
         outcome = await engine.run_child(run_id, target, *args, **kwargs)
         return AgentResult.model_validate(outcome) if kind == "agent" else outcome
-    runtime = await asyncio.to_thread(engine.get_runtime)
-    run_id = run_id or new_run_id()
-    await runtime.call(engine.start_run(run_id, target, *args, **kwargs))
-    handle = RunHandle(run_id)
+    run_id = await submit_run(target, run_id, args, kwargs, kind=kind, queue=queue)
     if kind == "workflow":
+        settings = current_settings()
+        if settings.run_mode == "client":
+            return await asyncio.to_thread(engine.result_from_outside, settings.database_url, run_id)
+        runtime = await asyncio.to_thread(engine.get_runtime)
         return await runtime.call(engine.workflow_result(run_id))
-    return await handle.wait(until=_SETTLED)
+    return await RunHandle(run_id).wait(until=_SETTLED)
+
+
+async def submit_run(
+    target: str,
+    run_id: str | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    kind: Literal["agent", "workflow"],
+    queue: engine.QueueSpec = engine.RUNS_QUEUE,
+) -> str:
+    """Start `target` as a run, or put it on `queue` for the workers, as `run_mode` says.
+
+    Returns the run's id. An id that already exists starts nothing new. A queued run's row
+    says `queued` until a worker starts it.
+    """
+    if engine.current_workflow_id() is not None:
+        raise NotImplementedError("starting a run without waiting for it from inside a run")
+    settings = current_settings()
+    run_id = run_id or new_run_id()
+    query = str(args[0]) if kind == "agent" and args else None
+    if settings.run_mode == "client":
+        await asyncio.to_thread(shared_store().create_tables)  # a wrong URL fails here, clearly
+        await asyncio.to_thread(
+            engine.enqueue_from_outside,
+            settings.database_url, queue, settings.queue_polling_interval,
+            run_id, target, args, kwargs,
+        )
+    else:
+        runtime = await asyncio.to_thread(engine.get_runtime)
+        await runtime.call(engine.submit(queue, run_id, target, *args, **kwargs))
+        if engine.route(queue, runtime.settings.run_mode) is None:
+            return run_id
+    # After the enqueue: a worker that already started the run keeps its `running` row.
+    await asyncio.to_thread(shared_store().insert_run, run_id, kind, target, query, status="queued")
+    return run_id
 
 
 def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -101,7 +139,8 @@ class RunHandle:
         return row
 
     async def status(self) -> str:
-        """`running`, `waiting_for_approval`, `completed`, `failed` or `cancelled`."""
+        """`queued` (no worker has started it yet), `running`, `waiting_for_approval`,
+        `completed`, `failed` or `cancelled`."""
         return str((await asyncio.to_thread(self._row))["status"])
 
     async def result(self) -> AgentResult | Any:

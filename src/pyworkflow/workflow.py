@@ -65,6 +65,13 @@ class Step(Generic[P, R]):
     requires_approval: bool = False
     arguments_model: type[pydantic.BaseModel] = field(repr=False, default=pydantic.BaseModel)
     wants_idempotency_key: bool = False
+    concurrency: int | None = None
+    worker_concurrency: int | None = None
+
+    @property
+    def queue(self) -> engine.QueueSpec:
+        """The queue plan steps calling this tool go through (its own when it has a limit)."""
+        return engine.tool_queue(self.name, self.concurrency, self.worker_concurrency)
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         bound = inspect.signature(self.fn).bind(*args, **kwargs)
@@ -113,6 +120,8 @@ def step(
     backoff: float = 2.0,
     timeout: float | None = None,
     requires_approval: bool = False,
+    concurrency: int | None = None,
+    worker_concurrency: int | None = None,
 ) -> Callable[[Callable[P, R]], Step[P, R]]: ...
 
 
@@ -126,6 +135,8 @@ def step(
     backoff: float = 2.0,
     timeout: float | None = None,
     requires_approval: bool = False,
+    concurrency: int | None = None,
+    worker_concurrency: int | None = None,
 ) -> Step[P, R] | Callable[[Callable[P, R]], Step[P, R]]:
     """Make a function (sync or async) a durable tool.
 
@@ -139,6 +150,11 @@ def step(
         timeout: Seconds an attempt may take. Async tools are cancelled; a sync tool's thread is
             abandoned and keeps running, so prefer async tools when a timeout matters.
         requires_approval: Each call waits for a human's approval, even inside an approved plan.
+        concurrency: Most plan steps calling this tool that run at once across every process
+            sharing the database (e.g. an API's rate limit); None for no limit. A step holds
+            its slot from its start to its end, its executor-model call and any approval
+            wait included.
+        worker_concurrency: Most such steps at once in any one process; None for no limit.
     """
     if retries < 0:
         raise ConfigurationError(f"retries must be 0 or more, got {retries!r}")
@@ -151,6 +167,9 @@ def step(
         if not callable(func):
             raise ConfigurationError(f"@step() decorates a function, got {func!r}")
         tool_name = name or func.__name__
+        queue = engine.tool_queue(tool_name, concurrency, worker_concurrency)
+        if queue.limited:
+            engine.declare_queue(queue)
         model = signature_model(func, tool_name)
         wants_key = "idempotency_key" in inspect.signature(func).parameters
         if wants_key:
@@ -179,6 +198,8 @@ def step(
             requires_approval=requires_approval,
             arguments_model=model,
             wants_idempotency_key=wants_key,
+            concurrency=concurrency,
+            worker_concurrency=worker_concurrency,
         )
         return made
 

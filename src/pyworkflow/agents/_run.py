@@ -405,7 +405,8 @@ class AgentRun:
         progress.running[unit.key] = unit
         await self.emit_started(unit, progress)
         child_id = f"{self.run_id}/v{progress.version}/{unit.key}"
-        await engine.start_child(child_id, STEP_TARGET, self.agent.name, self.run_id, payload)
+        queue = self.agent.step_queue(unit.step.tool)
+        await engine.submit(queue, child_id, STEP_TARGET, self.agent.name, self.run_id, payload)
 
     async def emit_started(self, unit: _Unit, progress: _Progress) -> None:
         await self.emit(

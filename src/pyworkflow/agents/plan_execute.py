@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pyworkflow import engine
 from pyworkflow.agents._run import AgentRun
@@ -20,6 +20,9 @@ from pyworkflow.agents.planner import Planner
 from pyworkflow.agents.result import AgentResult
 from pyworkflow.exceptions import ConfigurationError
 from pyworkflow.workflow import Step, as_tool
+
+if TYPE_CHECKING:
+    from pyworkflow.runs import RunHandle
 
 __all__ = ["PlanExecuteAgent", "agent_named"]
 
@@ -75,6 +78,11 @@ class PlanExecuteAgent:
         max_plan_repairs: Rounds an invalid plan is sent back to the planner with its errors.
         replan_result_chars: Characters of each completed result shown to the planner when
             replanning.
+        max_concurrent_runs: Most runs of this agent in progress at once across every process
+            sharing the database; more wait in the agent's queue. None for no limit. A run
+            holds its slot while it waits for approval too.
+        max_runs_per_worker: Most runs of this agent in progress at once in any one process;
+            spreads a burst of runs over the workers. None for no limit.
     """
 
     def __init__(
@@ -99,6 +107,8 @@ class PlanExecuteAgent:
         max_plan_repairs: int = 2,
         replan_result_chars: int = 2000,
         max_rejections: int = 3,
+        max_concurrent_runs: int | None = None,
+        max_runs_per_worker: int | None = None,
     ) -> None:
         from pyworkflow.hooks import parse_duration
 
@@ -148,6 +158,9 @@ class PlanExecuteAgent:
         self.executor = Executor(self.executor_model)
         self.name = name or _default_name(self)
         engine.register_target(self.name, self._durable_body)
+        self.queue = engine.declare_queue(
+            engine.agent_queue(self.name, max_concurrent_runs, max_runs_per_worker)
+        )
         _agents.agents[self.name] = self
 
     def __repr__(self) -> str:
@@ -163,6 +176,11 @@ class PlanExecuteAgent:
 
     def signatures(self) -> list[ToolSignature]:
         return [ToolSignature(t.name, t.description, t.parameters) for t in self.tools.values()]
+
+    def step_queue(self, tool: str | None) -> engine.QueueSpec:
+        """The queue of plan steps calling `tool` (reasoning steps, `None`, share one)."""
+        found = self.tools.get(tool) if tool is not None else None
+        return found.queue if found is not None else engine.STEPS_QUEUE
 
     def check_models(self) -> None:
         """Resolve both models now, so a bad name or missing key fails before any spending."""
@@ -180,8 +198,30 @@ class PlanExecuteAgent:
         from pyworkflow.runs import start_and_wait
 
         self.check_models()
-        result: AgentResult = await start_and_wait(self.name, run_id, (query,), {}, kind="agent")
+        result: AgentResult = await start_and_wait(
+            self.name, run_id, (query,), {}, kind="agent", queue=self.queue
+        )
         return result
+
+    async def start(self, query: str, *, run_id: str | None = None) -> RunHandle:
+        """Start a run of `query` and return its handle at once, without waiting for it.
+
+        Where it executes follows `run_mode`: in this process ("direct"), or on whichever
+        worker takes it from the agent's queue ("queue", "client"). A given `run_id` makes the
+        call idempotent.
+        """
+        from pyworkflow.runs import RunHandle, submit_run
+
+        self.check_models()
+        return RunHandle(
+            await submit_run(self.name, run_id, (query,), {}, kind="agent", queue=self.queue)
+        )
+
+    def start_sync(self, query: str, *, run_id: str | None = None) -> RunHandle:
+        """Synchronous twin of `start`."""
+        from pyworkflow.runs import run_coroutine_sync
+
+        return run_coroutine_sync(self.start(query, run_id=run_id))
 
     def run_sync(self, query: str, *, run_id: str | None = None) -> AgentResult:
         """Synchronous twin of `run`."""

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 __all__ = ["AgentResult", "ExecutedStep", "RunStatus", "TokenUsage", "Usage"]
 
-RunStatus = Literal["running", "waiting_for_approval", "completed", "failed", "cancelled"]
+RunStatus = Literal["queued", "running", "waiting_for_approval", "completed", "failed", "cancelled"]
 
 
 class TokenUsage(BaseModel):

@@ -6,7 +6,11 @@ closed loop would die with it. Callers submit coroutines here and await the outc
 
 Executor ids (DESIGN.md §7.4): every process has its own, so two processes never run one
 step twice. A process records a heartbeat; runs left by a process that died (its pid is gone
-on this host, or its heartbeat is older than `takeover_after`) are taken over explicitly.
+on this host, or its heartbeat is older than `takeover_after`) are taken over explicitly:
+they go back on their queue, and whichever live process polls it first resumes them.
+
+Every started runtime also polls the database's queues (`_queues.py`), so it is a worker for
+queued runs and plan steps whatever its own `run_mode`.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from typing import Any, TypeVar
 
 from dbos import DBOS, DBOSConfig
 
+from pyworkflow._store import Store
 from pyworkflow.config import Settings, lock_settings, mask_password
+from pyworkflow.engine._queues import RUNS_QUEUE, STEPS_QUEUE, QueueSpec, declared_queues, route
 from pyworkflow.engine._targets import resolve_target
 from pyworkflow.exceptions import ConfigurationError
-from pyworkflow._store import Store
 
 T = TypeVar("T")
 
@@ -35,6 +40,8 @@ T = TypeVar("T")
 # code edit would silently strand runs waiting from older code. Bump only on breaking changes
 # to what runs record.
 APPLICATION_VERSION = "pyworkflow-1"
+# The name runs, queues and workers are filed under in the engine's tables.
+APPLICATION_NAME = "pyworkflow"
 HEARTBEAT_SECONDS = 2.0
 # DBOS restarts recovered runs through its internal queue, which it polls once a second: a run
 # taken over from a dead process sat idle up to that long before resuming. Polled this often,
@@ -60,6 +67,7 @@ class Runtime:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
+        self._registered_queues: dict[str, QueueSpec] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -95,7 +103,7 @@ class Runtime:
         # Launched from inside our loop so DBOS adopts it as the loop for workflow coroutines,
         # including those it recovers.
         config: DBOSConfig = {
-            "name": "pyworkflow",
+            "name": APPLICATION_NAME,
             "system_database_url": self.settings.database_url,
             "application_version": APPLICATION_VERSION,
             "executor_id": self.executor_id,
@@ -109,10 +117,32 @@ class Runtime:
             DBOS.launch()
         except Exception as exc:
             DBOS.destroy()
+            text = str(exc).strip().splitlines()
             raise ConfigurationError(
                 f"cannot start the durable runtime on {mask_password(self.settings.database_url)!r}: "
-                f"{exc}"
+                f"{text[0] if text else type(exc).__name__}"
             ) from exc
+        # Only the queues this process will put work on: each one registered costs every
+        # process on the database a polling thread.
+        queues = [q for q in declared_queues() if route(q, self.settings.run_mode) is not None]
+        if self.settings.run_mode == "queue":
+            queues = [RUNS_QUEUE, STEPS_QUEUE, *queues]
+        for spec in queues:
+            await self.ensure_queue(spec)
+
+    async def ensure_queue(self, spec: QueueSpec) -> None:
+        """Register `spec` in the database (once per runtime) so every worker polls it."""
+        if self._registered_queues.get(spec.name) == spec:
+            return
+        # Our code's limits are the truth: a row left by an earlier version is overwritten.
+        await DBOS.register_queue_async(
+            spec.name,
+            global_concurrency=spec.concurrency,
+            worker_concurrency=spec.worker_concurrency,
+            polling_interval_sec=self.settings.queue_polling_interval,
+            on_conflict="always_update",
+        )
+        self._registered_queues[spec.name] = spec
 
     def shutdown(self) -> None:
         """Stop this process's runtime. Runs in progress stay resumable by the next process."""
@@ -150,7 +180,15 @@ class Runtime:
         last_takeover = time.monotonic()
         while not self._stopping.wait(HEARTBEAT_SECONDS):
             try:
-                self.store.heartbeat(self.executor_id, self.hostname, self.pid, self.started_at)
+                if not self.store.heartbeat(
+                    self.executor_id, self.hostname, self.pid, self.started_at
+                ):
+                    logger.error(
+                        "executor %s was presumed dead (no heartbeat for %gs) and its runs "
+                        "were taken over by another process; steps still running here may "
+                        "run twice. Raise takeover_after above the longest pause a process "
+                        "can have.", self.executor_id, self.settings.takeover_after,
+                    )
                 if self.settings.recover and time.monotonic() - last_takeover > HEARTBEAT_SECONDS * 2:
                     last_takeover = time.monotonic()
                     self.take_over_dead_executors()
@@ -159,7 +197,7 @@ class Runtime:
 
     def dead_executors(self) -> list[str]:
         """Executors sharing this database whose process is gone."""
-        now = time.time()
+        now = self.store.clock()
         dead = []
         for row in self.store.list_executors():
             if row.executor_id == self.executor_id:
@@ -232,6 +270,7 @@ class _RuntimeHolder:
 
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
+        self.starting: Runtime | None = None
         self.lock = threading.Lock()
 
 
@@ -242,10 +281,27 @@ def get_runtime() -> Runtime:
     """The running runtime, started on first use with the current settings."""
     from pyworkflow.config import current_settings
 
+    starting = _holder.starting
+    if starting is not None and threading.current_thread() is starting._thread:
+        # Workflow code that DBOS resumes or dequeues while the runtime is still starting
+        # runs on the runtime's loop; waiting for the lock there would block the very loop
+        # that must finish the start (a deadlock, seen with queued runs waiting for a worker).
+        return starting
     with _holder.lock:
         if _holder.runtime is None:
-            runtime = Runtime(current_settings())
-            runtime.start()
+            settings = current_settings()
+            if settings.run_mode == "client":
+                raise ConfigurationError(
+                    "this process is configured with run_mode='client': it enqueues runs for "
+                    "workers and never executes them, so it has no durable runtime; use "
+                    "run_mode='direct' or 'queue' to execute runs here"
+                )
+            runtime = Runtime(settings)
+            _holder.starting = runtime
+            try:
+                runtime.start()
+            finally:
+                _holder.starting = None
             _holder.runtime = runtime
         return _holder.runtime
 

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 from dbos import DBOS, SetWorkflowID, StepOptions, WorkflowHandleAsync
 from dbos._error import DBOSMaxStepRetriesExceeded, DBOSStepTimeoutError
 
+from pyworkflow.engine._queues import QueueSpec, route
+from pyworkflow.engine._runtime import get_runtime
 from pyworkflow.engine._targets import resolve_target
 
 T = TypeVar("T")
@@ -171,6 +173,24 @@ async def sleep(seconds: float) -> None:
 async def start_run(run_id: str, target: str, *args: Any, **kwargs: Any) -> str:
     """Start a top-level durable run; starting an id that already exists starts nothing new."""
     return await start_child(run_id, target, *args, **kwargs)
+
+
+async def submit(queue: QueueSpec, workflow_id: str, target: str, *args: Any, **kwargs: Any) -> str:
+    """Start `target` as workflow `workflow_id`, through `queue` or directly as this process
+    routes it (`_queues.route`): put on the queue, any worker on the database may run it.
+
+    From workflow code this is a recorded child operation either way, so a replay finds the same
+    child whichever way a recovering process would route it. Outside workflow code, an id that
+    already exists starts nothing new.
+    """
+    runtime = get_runtime()
+    routed = route(queue, runtime.settings.run_mode)
+    if routed is None:
+        return await start_child(workflow_id, target, *args, **kwargs)
+    await runtime.ensure_queue(routed)
+    with SetWorkflowID(workflow_id):
+        handle = await DBOS.enqueue_workflow_async(routed.name, entry, target, args, kwargs)
+    return handle.get_workflow_id()
 
 
 async def cancel_run(run_id: str) -> None:
