@@ -105,10 +105,11 @@ class ApprovalGate:
                     await run.emit(EventType.AGENT_PLAN_APPROVED, outcome)
                     return plan
                 plan = Plan.from_list(edited)
-                await run.emit(
-                    EventType.AGENT_PLAN_APPROVED, {**outcome, "edited": True, "plan": edited}
-                )
                 run.adopt_edit(plan)
+                await run.emit(
+                    EventType.AGENT_PLAN_APPROVED,
+                    {**outcome, "edited": True, "plan": edited, "version": len(run.plans)},
+                )
                 return plan
             await run.emit(EventType.AGENT_PLAN_REJECTED, outcome)
             rejections += 1

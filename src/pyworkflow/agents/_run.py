@@ -138,6 +138,8 @@ class AgentRun:
             progress.plan = await self.gate.approve_plan(
                 progress.plan, reason="initial plan", regenerate=self.first_plan
             )
+            # One numbering for plans: rejected and edited plans count as versions too.
+            progress.version = len(self.plans)
             await self.run_plan(progress)
             answer = await self.answer(progress)
             await self.emit(
@@ -219,6 +221,7 @@ class AgentRun:
                 "plan": steps,
                 "version": len(self.plans),
                 "planner_tokens": usage.total_tokens,
+                "planner_cost_usd": usage.cost_usd,
                 "attempts": attempts,
             },
         )
@@ -262,7 +265,7 @@ class AgentRun:
             completed=progress.results.keys(),
         )
         progress.plan = plan
-        progress.version += 1
+        progress.version = len(self.plans)
         progress.started = set()
         progress.queue = []
         progress.failure = None
@@ -473,6 +476,7 @@ class AgentRun:
                 "result": entry.result,
                 "mode": entry.mode,
                 "executor_tokens": entry.executor_tokens,
+                "executor_cost_usd": usage.cost_usd,
                 "duration_s": entry.duration,
             },
         )
