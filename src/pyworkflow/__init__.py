@@ -23,7 +23,13 @@ from pyworkflow.config import Settings, configure
 from pyworkflow.engine import shutdown
 from pyworkflow.events import Event, EventType, get_events, get_events_sync
 from pyworkflow.exceptions import PyWorkflowError
-from pyworkflow.hooks import approve_workflow_hook, approve_workflow_hook_sync, hook, resume_hook, resume_hook_sync
+from pyworkflow.hooks import (
+    approve_workflow_hook,
+    approve_workflow_hook_sync,
+    hook,
+    resume_hook,
+    resume_hook_sync,
+)
 from pyworkflow.runs import RunHandle, get_run, get_run_sync, list_runs
 from pyworkflow.workflow import Step, Workflow, step, workflow
 
