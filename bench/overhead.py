@@ -285,7 +285,7 @@ async def crash_work(label: str, idempotency_key: str) -> str:
     ledger = os.environ.get("BENCH_LEDGER")
     if ledger:
         with open(ledger, "a") as f:
-            f.write(f"{os.getpid()} {idempotency_key}\n")
+            f.write(f"{os.getpid()} {time.time():.6f} {idempotency_key}\n")
     await asyncio.sleep(CRASH_STEP_SECONDS)
     return f"{label}: done"
 
@@ -358,40 +358,44 @@ def crash_and_resume(url: str, workdir: Path) -> dict[str, float]:
                     f"the first process ended early: {first.stderr.read().decode()[-2000:]}"
                 )
             time.sleep(0.005)
-        first.send_signal(signal.SIGKILL)
     finally:
+        first.kill()  # SIGKILL: the crash
         first.wait()  # reaped, so its pid is gone and the next process takes its runs over at once
     last_seq = max(e.seq for e in _events(store, run_id))
-    killed_at = time.time()
-
     cmd[3] = "resume"
     started = time.time()
     second = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first_new = None
-    while first_new is None:
-        if _events(store, run_id, after=last_seq):
-            first_new = time.time()
-            break
-        if second.poll() is not None:
-            break
-        time.sleep(0.002)
-    out, err = second.communicate(timeout=120)
-    store.dispose()
+    try:
+        while first_new is None:
+            if _events(store, run_id, after=last_seq):
+                first_new = time.time()
+                break
+            if second.poll() is not None:
+                break
+            time.sleep(0.002)
+        out, err = second.communicate(timeout=120)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+        store.dispose()
     if second.returncode != 0:
         raise SystemExit(f"the resuming process failed: {err.decode()[-2000:]}")
     marks = json.loads(out.decode().strip().splitlines()[-1])
-    calls = ledger.read_text().split()
-    keys = calls[1::2]
+    calls = [line.split() for line in ledger.read_text().splitlines()]
+    keys = [key for _, _, key in calls]
     repeated = sorted({k for k in keys if keys.count(k) > 1})
+    resumed = min(float(t) for pid, t, _ in calls if int(pid) == second.pid)
     return {
         "status_ok": float(marks["status"] == "completed"),
         "imported": marks["imported"] - started,
         "runtime_ready": marks["runtime_ready"] - started,
+        "first_tool": resumed - started,
         "first_event": (first_new or marks["finished"]) - started,
         "finished": marks["finished"] - started,
         "remaining_work": (CRASH_STEPS - CRASH_AFTER) * CRASH_STEP_SECONDS,
         "repeated": float(len(repeated)),
-        "gap": started - killed_at,
     }
 
 
@@ -403,6 +407,7 @@ def crash_table(results: dict[str, dict[str, float]]) -> str:
                 backend,
                 f"{r['imported']:.2f}",
                 f"{r['runtime_ready']:.2f}",
+                f"{r['first_tool']:.2f}",
                 f"{r['first_event']:.2f}",
                 f"{r['finished']:.2f}",
                 f"{r['remaining_work']:.1f}",
@@ -420,6 +425,7 @@ def crash_table(results: dict[str, dict[str, float]]) -> str:
             "database",
             "imports done",
             "runtime up",
+            "first tool call",
             "first new event",
             "run completed",
             "work left",
@@ -441,6 +447,8 @@ def main() -> int:
         parser.add_argument("--repeats", type=int, default=None)
 
     args = c.arguments(__doc__.splitlines()[0], extra)
+    # Stopped from outside, still drop the PostgreSQL database and stop the child processes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     c.quiet()
     repeats = args.repeats or (1 if args.quick else 7)
     server = None if args.no_postgres else postgres_server()

@@ -11,7 +11,7 @@ latency model (bench/_common.py). ReAct runs with a planner-class model (the lik
 baseline of the LLMCompiler and ReWOO papers: one model for everything) and with an
 executor-class model (a cheap model for everything).
 
-    .venv/bin/python bench/react_vs_plan.py [--quick] [--scale 0.25]
+    .venv/bin/python bench/react_vs_plan.py [--quick] [--scale 1.0] [--tokens chars|words]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import asyncio
 import json
 import math
 import sys
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +74,7 @@ def _search_result(query: str) -> str:
         hits.append(
             {
                 "title": f"{query} — source {i + 1}",
-                "url": f"https://news.example.com/{abs(hash((query, i))) % 10**8}",
+                "url": f"https://news.example.com/{zlib.crc32(f'{query}{i}'.encode()):010d}",
                 "snippet": (facts + " " if i == 0 and facts else "") + c.filler(f"{query}{i}", 55),
             }
         )
@@ -180,118 +181,69 @@ class Task:
     filled: dict[str, dict[str, Any]] = field(default_factory=dict)  # step description → args
 
 
+def _step(
+    n: int, description: str, tool: str, params: dict[str, Any], **more: Any
+) -> dict[str, Any]:
+    """One plan step as the planner writes it."""
+    return {"step": n, "description": description, "tool": tool, "params": params,
+            "depends_on": more.pop("depends_on", []), **more}  # fmt: skip
+
+
+# fmt: off
 def tasks() -> list[Task]:
     research = Task(
         "research (seed query)",
         "Research top 3 AI companies and compare their products",
         [
-            {
-                "step": 1,
-                "description": "Search for the top AI companies",
-                "tool": "search_web",
-                "params": {"query": "top AI companies 2026 by revenue"},
-                "depends_on": [],
-            },
-            {
-                "step": 2,
-                "description": "Extract the top 3 companies",
-                "tool": "extract_entities",
-                "params": {"text": "$1", "kind": "company", "limit": 3},
-                "depends_on": [1],
-            },
-            {
-                "step": 3,
-                "description": "Products and revenue of each company",
-                "tool": "search_web",
-                "for_each": "$2",
-                "params": {"query": "${item} products and revenue 2026"},
-                "depends_on": [2],
-            },
+            _step(1, "Search for the top AI companies", "search_web",
+                  {"query": "top AI companies 2026 by revenue"}),
+            _step(2, "Extract the top 3 companies", "extract_entities",
+                  {"text": "$1", "kind": "company", "limit": 3}, depends_on=[1]),
+            _step(3, "Products and revenue of each company", "search_web",
+                  {"query": "${item} products and revenue 2026"}, for_each="$2", depends_on=[2]),
         ],
         [
-            ToolCall(
-                "search_web",
-                {"query": "top AI companies 2026 by revenue"},
-                "I need to know which AI companies lead, so I will search for a ranking.",
-            ),
-            *[
-                ToolCall(
-                    "search_web",
-                    {"query": f"{name} products and revenue 2026"},
-                    f"The results name {name}; I need its products and revenue next.",
-                )
-                for name in TOP_COMPANIES
-            ],
+            ToolCall("search_web", {"query": "top AI companies 2026 by revenue"},
+                     "I need to know which AI companies lead, so I will search for a ranking."),
+            *[ToolCall("search_web", {"query": f"{name} products and revenue 2026"},
+                       f"The results name {name}; I need its products and revenue next.")
+              for name in TOP_COMPANIES],
         ],
     )
     lookups = Task(
         "8 parallel lookups",
         f"Compare today's price and P/E ratio of {', '.join(TICKERS)}",
-        [
-            {
-                "step": i + 1,
-                "description": f"Quote for {t}",
-                "tool": "get_quote",
-                "params": {"ticker": t},
-                "depends_on": [],
-            }
-            for i, t in enumerate(TICKERS)
-        ],
+        [_step(i + 1, f"Quote for {t}", "get_quote", {"ticker": t}) for i, t in enumerate(TICKERS)],
         [
             ToolCall("get_quote", {"ticker": t}, f"I have {i} of the 8 quotes; next is {t}.")
             for i, t in enumerate(TICKERS)
         ],
     )
+    hop2 = "Find the headquarters city of the GPU maker found in step 1"
+    hop3 = "Find the population of the city found in step 2"
     chain = Task(
         "3-hop dependent chain",
         "What is the population of the city where the company that makes the GPU of the "
         "best-selling AI server of 2025 has its headquarters?",
         [
-            {
-                "step": 1,
-                "description": "Find the best-selling AI server of 2025 and its GPU maker",
-                "tool": "search_web",
-                "params": {"query": HOPS[0]},
-                "depends_on": [],
-            },
-            {
-                "step": 2,
-                "description": "Find the headquarters city of the GPU maker found in step 1",
-                "tool": "search_web",
-                "params": {},
-                "depends_on": [1],
-            },
-            {
-                "step": 3,
-                "description": "Find the population of the city found in step 2",
-                "tool": "search_web",
-                "params": {},
-                "depends_on": [2],
-            },
+            _step(1, "Find the best-selling AI server of 2025 and its GPU maker", "search_web",
+                  {"query": HOPS[0]}),
+            # The query depends on what step 1 found: the executor model fills it in.
+            _step(2, hop2, "search_web", {}, depends_on=[1]),
+            _step(3, hop3, "search_web", {}, depends_on=[2]),
         ],
         [
-            ToolCall(
-                "search_web",
-                {"query": HOPS[0]},
-                "First I need the best-selling AI server of 2025 and who makes its GPU.",
-            ),
-            ToolCall(
-                "search_web",
-                {"query": HOPS[1]},
-                "The GPU is made by Nvidia; now I need the city of its headquarters.",
-            ),
-            ToolCall(
-                "search_web",
-                {"query": HOPS[2]},
-                "Nvidia is based in Santa Clara; now I need that city's population.",
-            ),
+            ToolCall("search_web", {"query": HOPS[0]},
+                     "First I need the best-selling AI server of 2025 and who makes its GPU."),
+            ToolCall("search_web", {"query": HOPS[1]},
+                     "The GPU is made by Nvidia; now I need the city of its headquarters."),
+            ToolCall("search_web", {"query": HOPS[2]},
+                     "Nvidia is based in Santa Clara; now I need that city's population."),
         ],
-        {
-            "Find the headquarters city of the GPU maker found in step 1": {"query": HOPS[1]},
-            "Find the population of the city found in step 2": {"query": HOPS[2]},
-        },
+        {hop2: {"query": HOPS[1]}, hop3: {"query": HOPS[2]}},
     )
     return [research, lookups, chain]
+# fmt: on
 
 
 # --- scripted models ---------------------------------------------------------------------------
@@ -365,14 +317,14 @@ def tool_critical_path(task: Task) -> float:
     return max(finish.values())
 
 
-def run_pyworkflow(task: Task, index: int, clock: c.Clock) -> Outcome:
+def run_pyworkflow(task: Task, index: int, clock: c.Clock, estimate: c.Estimator) -> Outcome:
     plan_log, exec_log = c.ModelCallLog(), c.ModelCallLog()
     agent = PlanExecuteAgent(
         planner_model=c.timed_model(
-            "planner", c.PLANNER_CLASS, planner_responder(task), clock, plan_log
+            "planner", c.PLANNER_CLASS, planner_responder(task), clock, plan_log, estimate
         ),
         executor_model=c.timed_model(
-            "executor", c.EXECUTOR_CLASS, executor_responder(task), clock, exec_log
+            "executor", c.EXECUTOR_CLASS, executor_responder(task), clock, exec_log, estimate
         ),
         tools=[step(fn) for fn in make_tools(clock)],
         instructions=INSTRUCTIONS,
@@ -398,10 +350,12 @@ def run_pyworkflow(task: Task, index: int, clock: c.Clock) -> Outcome:
     )
 
 
-def run_react(task: Task, model_class: c.ModelClass, clock: c.Clock) -> Outcome:
+def run_react(
+    task: Task, model_class: c.ModelClass, clock: c.Clock, estimate: c.Estimator
+) -> Outcome:
     log = c.ModelCallLog()
     model = c.timed_model(
-        f"react-{model_class.name}", model_class, react_responder(task), clock, log
+        f"react-{model_class.name}", model_class, react_responder(task), clock, log, estimate
     )
     agent = Agent(model, instructions=REACT_INSTRUCTIONS, tools=make_tools(clock))
     with c.stopwatch() as elapsed:
@@ -419,10 +373,6 @@ def run_react(task: Task, model_class: c.ModelClass, clock: c.Clock) -> Outcome:
     )
 
 
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}×"
-
-
 def main() -> int:
     def extra(parser: Any) -> None:
         parser.add_argument(
@@ -431,17 +381,24 @@ def main() -> int:
             default=None,
             help="run simulated latencies at this fraction of real time",
         )
+        parser.add_argument(
+            "--tokens",
+            choices=sorted(c.ESTIMATORS),
+            default="chars",
+            help="token estimate: 4 characters a token, or pydantic-ai's word split",
+        )
 
     args = c.arguments(__doc__.splitlines()[0], extra)
     c.quiet()
-    scale = args.scale or (0.05 if args.quick else 0.5)
+    scale = args.scale or (0.05 if args.quick else 1.0)
     clock = c.Clock(scale)
+    estimate = c.ESTIMATORS[args.tokens]
     classes = {"planner": c.PLANNER_CLASS, "executor": c.EXECUTOR_CLASS}
     detail, ratios = [], []
     geo: dict[str, list[float]] = {}
     with temporary_runtime():
         for index, task in enumerate(tasks()):
-            ours = run_pyworkflow(task, index, clock)
+            ours = run_pyworkflow(task, index, clock, estimate)
             detail.append(
                 [
                     task.name,
@@ -455,7 +412,7 @@ def main() -> int:
                 ]
             )
             for label, model_class in classes.items():
-                theirs = run_react(task, model_class, clock)
+                theirs = run_react(task, model_class, clock, estimate)
                 detail.append(
                     [
                         task.name,
@@ -485,7 +442,8 @@ def main() -> int:
         ratios.append(["geometric mean", f"{label}-class", *(f"**{v:.2f}×**" for v in means)])
     c.emit(
         c.table(
-            f"Plan-and-execute vs ReAct — per task (latency in simulated seconds; run at {scale:g}× time)",
+            f"Plan-and-execute vs ReAct — per task (simulated seconds, run at {scale:g}× time; "
+            f"tokens: {args.tokens}; {c.machine()})",
             [
                 "task",
                 "system",

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# `make bench`: run every bench/*.py with the project's venv, one after another, and fail
-# if any of them fails.
+# `make bench`: run every bench/*.py (not the _*.py helpers) with the project's venv, one after
+# another, and fail if any of them fails. Each prints Markdown tables (docs/benchmarks.md).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
 shopt -s nullglob
-benches=(bench/*.py)
+benches=(bench/[!_]*.py)
 if [[ ${#benches[@]} -eq 0 ]]; then
     echo "no benchmarks yet (bench/*.py)"
     exit 0

@@ -7,6 +7,7 @@ only keeps them from rotting as the code under them changes.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,16 +28,22 @@ def test_the_benchmarks_are_found() -> None:
 def test_benchmark_runs_in_quick_mode(bench: str, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("PYWORKFLOW_DATABASE_URL", None)
-    completed = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "bench" / bench), "--quick"],
         cwd=tmp_path,  # nothing may be written beside the sources
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=240,
+        start_new_session=True,  # so a hung benchmark is killed with the processes it started
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    out = completed.stdout
+    try:
+        out, err = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        pytest.fail(f"{bench} --quick ran over 240 s:\n{out[-2000:]}\n{err[-2000:]}")
+    assert process.returncode == 0, err[-3000:]
     header_rules = [line for line in out.splitlines() if line.startswith("|--")]
     assert header_rules, f"no table printed:\n{out[-3000:]}"
     if bench == "overhead.py":  # the crash table: the resumed run must have finished
