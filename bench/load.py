@@ -239,7 +239,9 @@ class Database:
 
 
 def spawn(code: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith("PYWORKFLOW_")}
+    # PYWORKFLOW_* settings pass through (e.g. PYWORKFLOW_DATABASE_POOL_SIZE); the database
+    # is always this measurement's own.
+    child_env = {k: v for k, v in os.environ.items() if k != "PYWORKFLOW_DATABASE_URL"}
     child_env.update(
         env, PYTHONPATH=os.pathsep.join([str(BENCH_DIR), child_env.get("PYTHONPATH", "")])
     )

@@ -8,13 +8,16 @@ re-executed after a crash inserts nothing twice.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
+import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from pydantic_core import to_jsonable_python
@@ -24,6 +27,59 @@ from pyworkflow.exceptions import ConfigurationError
 
 # How long connecting to a PostgreSQL server may take before the URL is reported unusable.
 CONNECT_TIMEOUT_SECONDS = 10
+# How long a run's write keeps retrying while the database is unreachable or out of
+# connections, before its step fails (the engine's own writes wait the same way).
+TRANSIENT_RETRY_SECONDS = 300.0
+
+F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("pyworkflow")
+
+
+def _transient(exc: BaseException) -> bool:
+    """A database error that a later attempt may not meet: a lost or refused connection, a
+    full server or pool, a locked SQLite file. Not an error in the statement itself."""
+    if isinstance(exc, sa.exc.TimeoutError):  # no free connection in the pool
+        return True
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa.exc.OperationalError):
+        text = str(exc.orig).lower()
+        return any(
+            marker in text
+            for marker in (
+                "connection", "too many clients", "server closed", "terminating",
+                "shutting down", "starting up", "timeout", "locked", "busy",
+            )
+        )
+    return False
+
+
+def retry_transient(fn: F) -> F:
+    """Retry `fn` with backoff while it fails on a transient database error.
+
+    For the writes runs make from their durable steps: a run must not fail for good because
+    the database was briefly unreachable or another process held every connection.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + TRANSIENT_RETRY_SECONDS
+        delay = 0.1
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except sa.exc.DBAPIError as exc:
+                if not _transient(exc) or time.monotonic() > deadline:
+                    raise
+                logger.warning("database unavailable (%s); retrying", _first_line(exc.orig))
+            except sa.exc.TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+                logger.warning("no free database connection; retrying")
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 5.0)
+
+    return wrapper  # type: ignore[return-value]
 
 metadata = sa.MetaData()
 
@@ -114,8 +170,14 @@ class Store:
         path = sqlite_path(database_url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+        # A small idle pool: every process sharing a PostgreSQL server holds its connections,
+        # and the engine's own pool beside this one is the larger (`database_pool_size`).
         self.engine = sa.create_engine(
-            sqlalchemy_url(database_url), pool_pre_ping=True, connect_args=connect_args(database_url)
+            sqlalchemy_url(database_url),
+            pool_pre_ping=True,
+            pool_size=2,
+            max_overflow=8,
+            connect_args=connect_args(database_url),
         )
         if path is not None:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -155,6 +217,7 @@ class Store:
 
     # --- runs -------------------------------------------------------------------------------
 
+    @retry_transient
     def insert_run(
         self, run_id: str, kind: str, name: str, query: str | None, *, status: str = "running"
     ) -> None:
@@ -184,6 +247,7 @@ class Store:
                     .values(status="running", updated_at=now)
                 )
 
+    @retry_transient
     def update_run(self, run_id: str, **values: Any) -> None:
         if "result" in values and values["result"] is not None:
             values["result"] = to_json(values["result"])
@@ -207,6 +271,7 @@ class Store:
 
     # --- events -----------------------------------------------------------------------------
 
+    @retry_transient
     def append_event(self, run_id: str, seq: int, type_: str, payload: Any) -> float:
         """Insert one event; a second insert of the same `(run_id, seq)` is ignored."""
         now = time.time()

@@ -47,6 +47,10 @@ class Settings:
             runtime starts here), so workers must be running. Env: `PYWORKFLOW_RUN_MODE`.
         queue_polling_interval: Seconds between a process's checks of each queue for work;
             the delay a queued run or step may wait for an idle worker.
+        database_pool_size: Connections the durable engine of one process keeps open to the
+            database (a few more serve notifications and PyWorkflow's own tables). Count
+            processes × (this + 5) against PostgreSQL's `max_connections`.
+            Env: `PYWORKFLOW_DATABASE_POOL_SIZE`.
         model_base_urls: Base URLs for OpenAI-compatible providers, by provider prefix.
     """
 
@@ -58,6 +62,7 @@ class Settings:
     log_level: str = "WARNING"
     run_mode: RunMode = "direct"
     queue_polling_interval: float = 0.1
+    database_pool_size: int = 10
     model_base_urls: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -73,6 +78,10 @@ class Settings:
         if self.run_mode not in _RUN_MODES:
             raise ConfigurationError(
                 f"run_mode must be one of {', '.join(map(repr, _RUN_MODES))}, got {self.run_mode!r}"
+            )
+        if not isinstance(self.database_pool_size, int) or self.database_pool_size < 2:
+            raise ConfigurationError(
+                f"database_pool_size must be a whole number of at least 2, got {self.database_pool_size!r}"
             )
         if not 0.01 <= self.queue_polling_interval <= 60:
             raise ConfigurationError(
@@ -140,6 +149,13 @@ def settings_from_env() -> Settings:
             ) from None
     if run_mode := env.get("PYWORKFLOW_RUN_MODE"):
         values["run_mode"] = run_mode
+    if pool_size := env.get("PYWORKFLOW_DATABASE_POOL_SIZE"):
+        try:
+            values["database_pool_size"] = int(pool_size)
+        except ValueError:
+            raise ConfigurationError(
+                f"PYWORKFLOW_DATABASE_POOL_SIZE must be a whole number, got {pool_size!r}"
+            ) from None
     if base_url := env.get("PYWORKFLOW_OPENAI_BASE_URL"):
         values["model_base_urls"] = {"openai": base_url}
     return Settings(**values)  # type: ignore[arg-type]
@@ -167,6 +183,7 @@ def configure(
     model_base_urls: dict[str, str] | None = None,
     run_mode: RunMode | None = None,
     queue_polling_interval: float | None = None,
+    database_pool_size: int | None = None,
 ) -> Settings:
     """Set where runs are stored and how this process behaves. Call before the first run.
 
@@ -189,6 +206,7 @@ def configure(
             "model_base_urls": model_base_urls,
             "run_mode": run_mode,
             "queue_polling_interval": queue_polling_interval,
+            "database_pool_size": database_pool_size,
         }.items()
         if value is not None
     }

@@ -67,13 +67,15 @@ class Cluster:
         self.url = url
         self.workers: dict[str, Process] = {}  # by executor id
 
-    def start_workers(self, count: int) -> None:
+    def start_workers(self, count: int, *, first_env: dict[str, str] | None = None) -> None:
         started = []
         for i in range(count):
             ready = self.tmp / f"worker{i}.ready"
-            started.append(
-                (ready, self.launcher.main(f"worker{i}", "worker_agents", "worker", str(ready)))
+            env = first_env if i == 0 else None
+            process = self.launcher.main(
+                f"worker{i}", "worker_agents", "worker", str(ready), env=env
             )
+            started.append((ready, process))
         for ready, process in started:
             wait_for(ready.exists, timeout=60, what=f"{process.name} to serve", watch=[process])
             self.workers[ready.read_text()] = process
@@ -140,6 +142,19 @@ def tool_spans(
     if open_until is not None:
         spans.extend((start, open_until) for start in open_calls.values())
     return spans
+
+
+def mid_run(cluster: Cluster, executor_id: str, pid: int) -> bool:
+    """The worker has finished a tool call, has another in flight, and executes a run."""
+    mine = [(phase, key) for phase, who, key, _, _ in cluster.ledger() if who == pid]
+    done = {key for phase, key in mine if phase == "done"}
+    in_flight = {key for phase, key in mine if phase == "start"} - done
+    owns_run = any(
+        status == "PENDING" and executor == executor_id
+        for wf, (status, executor, _) in cluster.workflows("run-%").items()
+        if "/" not in wf
+    )
+    return bool(done and in_flight and owns_run)
 
 
 def assert_completed_exactly_once(
@@ -232,38 +247,59 @@ def test_runs_enqueued_by_a_client_complete_once_spread_over_three_workers(
         process.wait(timeout=60)
 
 
+HEARTBEAT_SECONDS = 2.0
+OTHER_HOST_TAKEOVER_AFTER = 8.0
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_a_worker_killed_mid_run_has_its_runs_finished_by_the_others(cluster: Cluster) -> None:
-    cluster.start_workers(WORKERS)
+@pytest.mark.parametrize("host", ["same host", "other host"])
+def test_a_worker_killed_mid_run_has_its_runs_finished_by_the_others(
+    cluster: Cluster, host: str
+) -> None:
+    # On this host a dead worker's pid is gone, so its runs are taken over at once; a worker
+    # elsewhere is only presumed dead once its heartbeat is older than takeover_after.
+    if host == "other host":
+        cluster.launcher.env["PYWORKFLOW_TAKEOVER_AFTER"] = str(OTHER_HOST_TAKEOVER_AFTER)
+        cluster.start_workers(WORKERS, first_env={"WORKER_HOSTNAME": "elsewhere"})
+    else:
+        cluster.start_workers(WORKERS)
     victim_id, victim = next(iter(cluster.workers.items()))
+    assert victim_id.startswith("elsewhere-") == (host == "other host")
     run_ids = [f"run-{i}" for i in range(6)]
     client, out = cluster.client(len(run_ids))
 
-    def victim_mid_run() -> bool:
-        ledger = cluster.ledger()
-        mine = [(phase, key) for phase, pid, key, _, _ in ledger if pid == victim.pid]
-        done = {key for phase, key in mine if phase == "done"}
-        in_flight = {key for phase, key in mine if phase == "start"} - done
-        owns_run = any(
-            status == "PENDING" and executor == victim_id
-            for wf, (status, executor, _) in cluster.workflows("run-%").items()
-            if "/" not in wf
-        )
-        return bool(done and in_flight and owns_run)
-
     wait_for(
-        victim_mid_run, timeout=TIMEOUT, what="the victim to be mid-run", watch=[client, victim]
+        lambda: mid_run(cluster, victim_id, victim.pid),
+        timeout=TIMEOUT,
+        what="the victim to be mid-run",
+        watch=[client, victim],
     )
     recorded_before_kill = cluster.recorded_tool_calls()
+    victim.kill()
+    killed_at = time.time()
+    # What the victim held when it died (a takeover puts it back on its queue, ENQUEUED).
     owned = {
         wf
         for wf, (status, executor, _) in cluster.workflows("run-%").items()
-        if status == "PENDING" and executor == victim_id
+        if status in ("PENDING", "ENQUEUED") and executor == victim_id
     }
-    victim.kill()
-    killed_at = time.time()
     started_by_victim = {key for phase, pid, key, _, _ in cluster.ledger() if pid == victim.pid}
+
+    # The survivors claim the victim (its heartbeat row goes) when the policy says.
+    def victim_claimed() -> bool:
+        rows = query(
+            cluster.url, "SELECT 1 FROM pyworkflow_executors WHERE executor_id = ?", (victim_id,)
+        )
+        return not rows
+
+    wait_for(victim_claimed, timeout=60, what="the victim to be taken over", watch=[client])
+    claimed_after = time.time() - killed_at
+    if host == "same host":
+        assert claimed_after < 4, claimed_after
+    else:
+        assert claimed_after > OTHER_HOST_TAKEOVER_AFTER - HEARTBEAT_SECONDS - 0.5, claimed_after
+        assert claimed_after < OTHER_HOST_TAKEOVER_AFTER + 4, claimed_after
 
     client.wait(timeout=TIMEOUT)
     report = json.loads(out.read_text())
@@ -295,6 +331,33 @@ def test_a_worker_killed_mid_run_has_its_runs_finished_by_the_others(cluster: Cl
         max_overlap(tool_spans(ledger, "search_web", open_until=killed_at))
         <= worker_agents.SEARCH_LIMIT
     )
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_worker_restarted_under_its_executor_id_resumes_its_own_runs(cluster: Cluster) -> None:
+    identity = {"PYWORKFLOW_EXECUTOR_ID": "worker-a"}
+    cluster.start_workers(1, first_env=identity)
+    (victim,) = cluster.workers.values()
+    run_ids = [f"run-{i}" for i in range(3)]
+    client, out = cluster.client(len(run_ids))
+    wait_for(
+        lambda: mid_run(cluster, "worker-a", victim.pid),
+        timeout=TIMEOUT,
+        what="the worker to be mid-run",
+        watch=[client, victim],
+    )
+    recorded_before_kill = cluster.recorded_tool_calls()
+    victim.kill()
+    cluster.workers.clear()
+
+    cluster.start_workers(1, first_env=identity)  # no other worker: nobody else could resume
+    client.wait(timeout=TIMEOUT)
+    assert_completed_exactly_once(cluster, json.loads(out.read_text()), run_ids)
+    assert {executor for _, executor, _ in cluster.workflows("run-%").values()} == {"worker-a"}
+    starts = Counter(key for phase, _, key, _, _ in cluster.ledger() if phase == "start")
+    assert len(starts) == len(run_ids) * TOOL_CALLS_PER_RUN
+    assert all(starts[key] == 1 for key in recorded_before_kill)
 
 
 @pytest.mark.slow
@@ -581,3 +644,34 @@ def test_a_malformed_postgres_url_is_refused_by_configure(url: str, expected: st
     finally:
         reset_settings()
     assert "s3cret" not in str(info.value) and "\n" not in str(info.value)
+
+
+# --- a database that is briefly unavailable ----------------------------------------------------
+
+
+def test_a_runs_write_waits_out_a_transient_database_error_but_not_a_real_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sqlalchemy as sa
+
+    from pyworkflow import _store
+
+    monkeypatch.setattr(_store.time, "sleep", lambda _: None)
+    full = sa.exc.OperationalError(
+        "INSERT", {}, Exception("FATAL: sorry, too many clients already")
+    )
+    wrong = sa.exc.OperationalError("INSERT", {}, Exception('relation "x" does not exist'))
+    calls: list[str] = []
+
+    @_store.retry_transient
+    def write(failures: list[Exception]) -> str:
+        calls.append("attempt")
+        if failures:
+            raise failures.pop(0)
+        return "written"
+
+    assert write([full, full, full]) == "written" and len(calls) == 4
+    calls.clear()
+    with pytest.raises(sa.exc.OperationalError, match="does not exist"):
+        write([wrong])
+    assert len(calls) == 1  # a statement that cannot work is not retried

@@ -115,7 +115,8 @@ def read_ledger(path: Path) -> list[tuple[str, int, str, str, float]]:
 
 
 def main(argv: list[str]) -> None:
-    """`worker READY`: serve until SIGTERM, writing the executor id to READY once serving.
+    """`worker READY`: serve until SIGTERM, writing the executor id to READY once serving
+    (as if on the host WORKER_HOSTNAME, when set).
     `client COUNT OUT`: enqueue COUNT runs (ids run-0 …) from a client-only process, wait for
     every one and write their results to OUT. The database comes from PYWORKFLOW_DATABASE_URL.
     """
@@ -126,6 +127,12 @@ def main(argv: list[str]) -> None:
         from pyworkflow.worker import run_worker
 
         (ready,) = rest
+        if hostname := os.environ.get("WORKER_HOSTNAME"):
+            # Poses as a process on another machine: its pid means nothing to its neighbours,
+            # so only its silence can make them take its runs over.
+            import socket
+
+            socket.gethostname = lambda: hostname
         run_worker(on_start=lambda executor_id: Path(ready).write_text(executor_id))
         return
     if mode != "client":

@@ -108,6 +108,7 @@ class Runtime:
             "application_version": APPLICATION_VERSION,
             "executor_id": self.executor_id,
             "notification_listener_polling_interval_sec": self.settings.polling_interval,
+            "sys_db_pool_size": self.settings.database_pool_size,
             "log_level": self.settings.log_level,
             "run_admin_server": False,
         }  # type: ignore[typeddict-unknown-key]
