@@ -174,9 +174,13 @@ class RunHandle:
 
     async def cancel(self) -> None:
         """Stop the run: no new step starts; steps in flight are abandoned."""
-        runtime = await asyncio.to_thread(engine.get_runtime)
         await asyncio.to_thread(self._row)
-        await runtime.call(engine.cancel_run(self.run_id))
+        settings = current_settings()
+        if settings.run_mode == "client":  # no runtime here, by design
+            await asyncio.to_thread(engine.cancel_from_outside, settings.database_url, self.run_id)
+        else:
+            runtime = await asyncio.to_thread(engine.get_runtime)
+            await runtime.call(engine.cancel_run(self.run_id))
         await asyncio.to_thread(_record_cancellation, self.run_id)
 
 

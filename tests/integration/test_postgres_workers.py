@@ -675,3 +675,20 @@ def test_a_runs_write_waits_out_a_transient_database_error_but_not_a_real_one(
     with pytest.raises(sa.exc.OperationalError, match="does not exist"):
         write([wrong])
     assert len(calls) == 1  # a statement that cannot work is not retried
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_client_cancels_a_queued_run_and_no_worker_runs_it(
+    cluster: Cluster, postgres_url: str
+) -> None:
+    with temporary_runtime(postgres_url, run_mode="client"):
+        handle = fleet_agent.start_sync("never mind", run_id="run-cancelled")
+        asyncio.run(handle.cancel())
+        assert engine.active_runtime() is None
+        assert asyncio.run(handle.status()) == "cancelled"
+        cluster.start_workers(1)
+        time.sleep(2.0)  # twenty queue polls: time enough for a worker to take it, were it there
+        assert asyncio.run(handle.status()) == "cancelled"
+    assert cluster.workflows("run-cancelled")["run-cancelled"][0] == "CANCELLED"
+    assert cluster.ledger() == []

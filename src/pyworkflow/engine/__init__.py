@@ -5,6 +5,7 @@ DBOS workflows, steps, notifications and its system database (DESIGN.md §7).
 """
 
 from pyworkflow.engine._client import (
+    cancel_from_outside,
     close_clients,
     enqueue_from_outside,
     result_from_outside,
@@ -53,6 +54,7 @@ __all__ = [
     "Runtime",
     "active_runtime",
     "agent_queue",
+    "cancel_from_outside",
     "cancel_run",
     "close_clients",
     "current_workflow_id",

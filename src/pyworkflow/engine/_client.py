@@ -111,6 +111,11 @@ def _create_engine_tables(database_url: str) -> None:
         system_db.destroy()
 
 
+def cancel_from_outside(database_url: str, workflow_id: str) -> None:
+    """Cancel a run and the step workflows it started, from a process without a runtime."""
+    _client(database_url).cancel_workflow(workflow_id, cancel_children=True)
+
+
 def result_from_outside(database_url: str, workflow_id: str) -> Any:
     """Wait for a workflow to finish and return its result (or raise its error)."""
     return _client(database_url).retrieve_workflow(workflow_id).get_result()
