@@ -14,6 +14,7 @@ repeating a finished tool call.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,6 +45,8 @@ from pyworkflow.exceptions import (
 
 if TYPE_CHECKING:
     from pyworkflow.agents.plan_execute import PlanExecuteAgent
+
+logger = logging.getLogger("pyworkflow")
 
 # How long one wait for a step completion lasts before the loop re-checks its state. Only an
 # upper bound: a completion wakes the wait at once.
@@ -156,12 +159,19 @@ class AgentRun:
                 EventType.AGENT_COMPLETED,
                 {"answer": answer, "usage": self.usage.model_dump(mode="json")},
             )
-        except PyWorkflowError as exc:
-            result = self.result("failed", error=str(exc), error_type=type(exc).__name__)
+        except Exception as exc:
+            # Any error ends the run as failed, with its event and row: an unexpected one
+            # (a bug, a tool library's own exception escaping) must not leave `wait()` hanging
+            # on a run that will never move again. Cancellation is a BaseException and passes.
+            if not isinstance(exc, PyWorkflowError):
+                logger.exception("run %s failed unexpectedly", self.run_id)
+            result = self.result(
+                "failed", error=str(exc) or repr(exc), error_type=type(exc).__name__
+            )
             await self.emit(
                 EventType.AGENT_FAILED,
                 {
-                    "error": str(exc),
+                    "error": result.error,
                     "error_type": type(exc).__name__,
                     "usage": self.usage.model_dump(mode="json"),
                 },
@@ -294,7 +304,9 @@ class AgentRun:
             ]
 
         if feedback:
-            request += f"\n\nA reviewer rejected the previous attempt with this feedback:\n{feedback}"
+            request += (
+                f"\n\nA reviewer rejected the previous attempt with this feedback:\n{feedback}"
+            )
         try:
             outcome = await agent.planner.generate_plan(
                 self.query,
@@ -429,12 +441,15 @@ class AgentRun:
         if message.get("kind") == APPROVAL_TOPIC_KIND:
             await self.emit(
                 EventType.AGENT_STEP_APPROVAL_REQUESTED,
-                {k: message[k] for k in ("hook_id", "tool", "arguments")} | {"label": message["key"]},
+                {k: message[k] for k in ("hook_id", "tool", "arguments")}
+                | {"label": message["key"]},
             )
             await self.set_status(
                 "waiting_for_approval",
                 hook_id=message["hook_id"],
-                result=self.result("waiting_for_approval", hook_id=message["hook_id"]).model_dump(mode="json"),
+                result=self.result("waiting_for_approval", hook_id=message["hook_id"]).model_dump(
+                    mode="json"
+                ),
             )
             self.waiting_tool_approvals.add(message["key"])
             return
@@ -485,7 +500,9 @@ class AgentRun:
             return
         progress.items[unit.step.id][unit.item] = message["result"]
         if len(progress.items[unit.step.id]) == progress.fan_out_size[unit.step.id]:
-            ordered = [progress.items[unit.step.id][i] for i in range(progress.fan_out_size[unit.step.id])]
+            ordered = [
+                progress.items[unit.step.id][i] for i in range(progress.fan_out_size[unit.step.id])
+            ]
             self.finish_step(progress, unit.step.id, ordered)
 
     def finish_step(self, progress: _Progress, step_id: int, result: Any) -> None:
