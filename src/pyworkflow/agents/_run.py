@@ -205,13 +205,18 @@ class AgentRun:
     # --- planning --------------------------------------------------------------------------
 
     async def first_plan(self, feedback: str | None = None) -> Plan:
+        return await self.new_plan(feedback=feedback)
+
+    async def new_plan(self, **options: Any) -> Plan:
+        """Ask the planner (with `Planner.generate_plan` options), count what it spent — a
+        failed attempt costs too — and adopt the validated plan."""
         try:
             outcome = await self.agent.planner.generate_plan(
                 self.query,
                 self.agent.signatures(),
-                feedback=feedback,
                 max_steps=self.agent.max_steps,
                 before_call=self.planner_budget,
+                **options,
             )
         except PlanValidationError as exc:
             self.usage = self.usage.add("planner", getattr(exc, "usage", TokenUsage()))
@@ -307,22 +312,9 @@ class AgentRun:
             request += (
                 f"\n\nA reviewer rejected the previous attempt with this feedback:\n{feedback}"
             )
-        try:
-            outcome = await agent.planner.generate_plan(
-                self.query,
-                agent.signatures(),
-                request=request,
-                completed=completed.keys(),
-                max_steps=agent.max_steps,
-                extra_checks=[no_reuse],
-                before_call=self.planner_budget,
-            )
-        except PlanValidationError as exc:
-            self.usage = self.usage.add("planner", getattr(exc, "usage", TokenUsage()))
-            raise
-        self.usage = self.usage.add("planner", outcome.usage)
-        await self.adopt(outcome.plan, outcome.usage, outcome.attempts)
-        return outcome.plan
+        return await self.new_plan(
+            request=request, completed=completed.keys(), extra_checks=[no_reuse]
+        )
 
     # --- execution -------------------------------------------------------------------------
 

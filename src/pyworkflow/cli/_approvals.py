@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from pyworkflow._process import pid_alive
 from pyworkflow.cli._common import CommandError, Exit, module_of, print_json, use_database
 from pyworkflow.cli._render import Glyphs, Painter, age, plural, preview, step_rows
 from pyworkflow.cli._state import steps_from_plan
@@ -215,18 +215,10 @@ def _live_process() -> bool:
     now = time.time()
     for row in shared_store().list_executors():
         if row.hostname == host:
-            if _pid_alive(row.pid) and now - row.last_seen < current_settings().takeover_after:
+            if pid_alive(row.pid) and now - row.last_seen < current_settings().takeover_after:
                 return True
         elif now - row.last_seen < current_settings().takeover_after:
             return True
     return False
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from dbos import DBOS, DBOSConfig
 
+from pyworkflow._process import pid_alive
 from pyworkflow._store import Store
 from pyworkflow.config import Settings, lock_settings, mask_password
 from pyworkflow.engine._queues import RUNS_QUEUE, STEPS_QUEUE, QueueSpec, declared_queues, route
@@ -203,7 +204,7 @@ class Runtime:
         for row in self.store.list_executors():
             if row.executor_id == self.executor_id:
                 continue
-            same_host_gone = row.hostname == self.hostname and not _pid_alive(row.pid)
+            same_host_gone = row.hostname == self.hostname and not pid_alive(row.pid)
             silent = now - row.last_seen > self.settings.takeover_after
             if same_host_gone or silent:
                 dead.append(row.executor_id)
@@ -254,22 +255,6 @@ def _resolvable(inputs: Any) -> bool:
         return True
     except Exception:
         return False
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A killed process its parent has not reaped yet still answers signal 0: a zombie runs
-    # nothing, so its runs must be taken over now rather than after the heartbeat timeout.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 class _RuntimeHolder:
