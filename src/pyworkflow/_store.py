@@ -47,8 +47,15 @@ def _transient(exc: BaseException) -> bool:
         return any(
             marker in text
             for marker in (
-                "connection", "too many clients", "server closed", "terminating",
-                "shutting down", "starting up", "timeout", "locked", "busy",
+                "connection",
+                "too many clients",
+                "server closed",
+                "terminating",
+                "shutting down",
+                "starting up",
+                "timeout",
+                "locked",
+                "busy",
             )
         )
     return False
@@ -80,6 +87,7 @@ def retry_transient(fn: F) -> F:
             delay = min(delay * 2, 5.0)
 
     return wrapper  # type: ignore[return-value]
+
 
 metadata = sa.MetaData()
 
@@ -229,15 +237,22 @@ class Store:
             # row at the same moment; it exists now, so the second attempt only promotes it.
             self._insert_run(run_id, kind, name, query, status)
 
-    def _insert_run(self, run_id: str, kind: str, name: str, query: str | None, status: str) -> None:
+    def _insert_run(
+        self, run_id: str, kind: str, name: str, query: str | None, status: str
+    ) -> None:
         now = time.time()
         with self.begin() as conn:
             exists = conn.execute(sa.select(runs.c.status).where(runs.c.run_id == run_id)).first()
             if exists is None:
                 conn.execute(
                     runs.insert().values(
-                        run_id=run_id, kind=kind, name=name, query=query, status=status,
-                        created_at=now, updated_at=now,
+                        run_id=run_id,
+                        kind=kind,
+                        name=name,
+                        query=query,
+                        status=status,
+                        created_at=now,
+                        updated_at=now,
                     )
                 )
             elif exists[0] == "queued" and status == "running":
@@ -253,7 +268,9 @@ class Store:
             values["result"] = to_json(values["result"])
         with self.begin() as conn:
             conn.execute(
-                runs.update().where(runs.c.run_id == run_id).values(updated_at=time.time(), **values)
+                runs.update()
+                .where(runs.c.run_id == run_id)
+                .values(updated_at=time.time(), **values)
             )
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
@@ -318,8 +335,11 @@ class Store:
             if not updated:
                 conn.execute(
                     executors.insert().values(
-                        executor_id=executor_id, hostname=hostname, pid=pid,
-                        started_at=started_at, last_seen=now,
+                        executor_id=executor_id,
+                        hostname=hostname,
+                        pid=pid,
+                        started_at=started_at,
+                        last_seen=now,
                     )
                 )
         return bool(updated)
@@ -399,19 +419,29 @@ class HookStore:
         expires_at: float | None,
     ) -> None:
         with self.store.begin() as conn:
-            exists = conn.execute(sa.select(hooks.c.hook_id).where(hooks.c.hook_id == hook_id)).first()
+            exists = conn.execute(
+                sa.select(hooks.c.hook_id).where(hooks.c.hook_id == hook_id)
+            ).first()
             if exists is None:
                 conn.execute(
                     hooks.insert().values(
-                        hook_id=hook_id, run_id=run_id, workflow_id=workflow_id, name=name,
-                        kind=kind, status="pending", payload=to_json(payload),
-                        created_at=time.time(), expires_at=expires_at,
+                        hook_id=hook_id,
+                        run_id=run_id,
+                        workflow_id=workflow_id,
+                        name=name,
+                        kind=kind,
+                        status="pending",
+                        payload=to_json(payload),
+                        created_at=time.time(),
+                        expires_at=expires_at,
                     )
                 )
 
     def get(self, hook_id: str) -> dict[str, Any] | None:
         with self.store.begin() as conn:
-            row = conn.execute(sa.select(hooks).where(hooks.c.hook_id == hook_id)).mappings().first()
+            row = (
+                conn.execute(sa.select(hooks).where(hooks.c.hook_id == hook_id)).mappings().first()
+            )
         return _hook_dict(row) if row is not None else None
 
     def decide(self, hook_id: str, response: Any) -> bool:
@@ -432,7 +462,9 @@ class HookStore:
                 .where(hooks.c.hook_id == hook_id, hooks.c.status == "pending")
                 .values(status="expired", decided_at=time.time())
             )
-            row = conn.execute(sa.select(hooks).where(hooks.c.hook_id == hook_id)).mappings().first()
+            row = (
+                conn.execute(sa.select(hooks).where(hooks.c.hook_id == hook_id)).mappings().first()
+            )
         data = _hook_dict(row) if row is not None else None
         return data["response"] if data and data["status"] == "decided" else None
 

@@ -63,7 +63,13 @@ def _store() -> Store:
 
 def _read(run_id: str, after: int) -> list[Event]:
     return [
-        Event(run_id=r.run_id, seq=r.seq, type=EventType(r.type), payload=r.payload, timestamp=r.created_at)
+        Event(
+            run_id=r.run_id,
+            seq=r.seq,
+            type=EventType(r.type),
+            payload=r.payload,
+            timestamp=r.created_at,
+        )
         for r in _store().read_events(run_id, after=after)
     ]
 

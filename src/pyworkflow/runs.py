@@ -71,7 +71,9 @@ async def start_and_wait(
     if kind == "workflow":
         settings = current_settings()
         if settings.run_mode == "client":
-            return await asyncio.to_thread(engine.result_from_outside, settings.database_url, run_id)
+            return await asyncio.to_thread(
+                engine.result_from_outside, settings.database_url, run_id
+            )
         runtime = await asyncio.to_thread(engine.get_runtime)
         return await runtime.call(engine.workflow_result(run_id))
     return await RunHandle(run_id).wait(until=_SETTLED)
@@ -100,8 +102,13 @@ async def submit_run(
         await asyncio.to_thread(shared_store().create_tables)  # a wrong URL fails here, clearly
         await asyncio.to_thread(
             engine.enqueue_from_outside,
-            settings.database_url, queue, settings.queue_polling_interval,
-            run_id, target, args, kwargs,
+            settings.database_url,
+            queue,
+            settings.queue_polling_interval,
+            run_id,
+            target,
+            args,
+            kwargs,
         )
     else:
         runtime = await asyncio.to_thread(engine.get_runtime)
@@ -120,7 +127,9 @@ def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:
     except RuntimeError:
         return asyncio.run(coro)
     coro.close()
-    raise RuntimeError("a *_sync function was called inside a running event loop; await the async one")
+    raise RuntimeError(
+        "a *_sync function was called inside a running event loop; await the async one"
+    )
 
 
 class RunHandle:
@@ -204,7 +213,12 @@ def _record_cancellation(run_id: str) -> None:
 def _result_of(row: dict[str, Any]) -> Any:
     if row["kind"] == "agent":
         if row["result"] is None:
-            return AgentResult(run_id=row["run_id"], status=row["status"], query=row["query"] or "", hook_id=row["hook_id"])
+            return AgentResult(
+                run_id=row["run_id"],
+                status=row["status"],
+                query=row["query"] or "",
+                hook_id=row["hook_id"],
+            )
         return AgentResult.model_validate(row["result"])
     # A workflow's result is stored wrapped, so a None result and "no result yet" differ.
     return row["result"]["value"] if row["result"] else None
@@ -243,10 +257,18 @@ async def record_workflow_run(name: str, body: Coroutine[Any, Any, T]) -> T:
         result = await body
     except Exception as exc:
         await engine.run_step(
-            "pyworkflow.status", store.update_run, run_id, status="failed", error=f"{type(exc).__name__}: {exc}"
+            "pyworkflow.status",
+            store.update_run,
+            run_id,
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}",
         )
         raise
     await engine.run_step(
-        "pyworkflow.status", store.update_run, run_id, status="completed", result={"value": jsonable(result)}
+        "pyworkflow.status",
+        store.update_run,
+        run_id,
+        status="completed",
+        result={"value": jsonable(result)},
     )
     return result

@@ -65,7 +65,9 @@ def _prompt_text(messages: Sequence[ModelMessage]) -> str:
     return "\n".join(parts)
 
 
-def scripted_planner(*replies: PlanReply | Callable[[str], PlanReply], name: str = "planner") -> ModelScript:
+def scripted_planner(
+    *replies: PlanReply | Callable[[str], PlanReply], name: str = "planner"
+) -> ModelScript:
     """A planner that answers with each reply in turn (the last one repeats).
 
     A reply is a plan (list of step dicts, sent as fenced JSON), raw text (to test malformed
@@ -81,7 +83,9 @@ def scripted_planner(*replies: PlanReply | Callable[[str], PlanReply], name: str
         script.calls.append(ModelCall("plan", prompt))
         if callable(reply):
             reply = reply(prompt)
-        text = reply if isinstance(reply, str) else "```json\n" + json.dumps(reply, indent=1) + "\n```"
+        text = (
+            reply if isinstance(reply, str) else "```json\n" + json.dumps(reply, indent=1) + "\n```"
+        )
         return ModelResponse(parts=[TextPart(text)])
 
     script.model = FunctionModel(_respond, model_name=name)
@@ -121,7 +125,9 @@ def scripted_executor(
             return ModelResponse(parts=[TextPart(text)])
         script.calls.append(ModelCall("reasoning", prompt))
         value = reasoning(prompt) if callable(reasoning) else reasoning
-        return ModelResponse(parts=[TextPart(value if isinstance(value, str) else json.dumps(value))])
+        return ModelResponse(
+            parts=[TextPart(value if isinstance(value, str) else json.dumps(value))]
+        )
 
     script.model = FunctionModel(_respond, model_name=name)
     return script

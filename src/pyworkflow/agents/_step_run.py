@@ -35,7 +35,9 @@ async def run_plan_step(agent_name: str, parent_id: str, unit: dict[str, Any]) -
             usage=outcome.usage,
         )
     except Exception as exc:  # reported to the parent, which decides: replan or fail
-        message.update(ok=False, error=describe_error(exc), usage=getattr(exc, "usage", TokenUsage()))
+        message.update(
+            ok=False, error=describe_error(exc), usage=getattr(exc, "usage", TokenUsage())
+        )
     message.update(started_at=started, finished_at=await engine.now())
     await engine.send(parent_id, message, DONE_TOPIC)
 

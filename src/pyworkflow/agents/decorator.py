@@ -14,7 +14,9 @@ __all__ = ["PATTERNS", "agent"]
 PATTERNS: dict[str, type[PlanExecuteAgent]] = {"plan_execute": PlanExecuteAgent}
 
 
-def agent(*, pattern: str = "plan_execute", **options: Any) -> Callable[[Callable[..., Any]], PlanExecuteAgent]:
+def agent(
+    *, pattern: str = "plan_execute", **options: Any
+) -> Callable[[Callable[..., Any]], PlanExecuteAgent]:
     """Define an agent. The function's docstring becomes the agent's instructions.
 
     Args:

@@ -63,7 +63,9 @@ class Executor:
             pass
         usage = TokenUsage()
         message = prompts.step_request(description, known_arguments=known, inputs=inputs)
-        offered = [{"name": tool.name, "description": tool.description, "parameters": tool.parameters}]
+        offered = [
+            {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
+        ]
         problems: list[str] = []
         for _ in range(self.corrective_retries + 1):
             reply = await self._ask(prompts.EXECUTOR_ARGUMENTS, message, offered)
@@ -92,9 +94,7 @@ class Executor:
         reply = await self._ask(prompts.ANSWER, prompts.answer_request(query, results), ())
         return reply.text, reply.usage
 
-    async def _ask(
-        self, system: str, message: str, tools: Any
-    ) -> ModelReply:
+    async def _ask(self, system: str, message: str, tools: Any) -> ModelReply:
         model = resolve_model(self.model)
         return await engine.run_step(
             "pyworkflow.executor",

@@ -121,7 +121,9 @@ class PlanExecuteAgent:
             self.tools[tool.name] = tool
         for label, value in (("max_steps", max_steps), ("max_parallel", max_parallel)):
             if not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{label} must be a whole number of at least 1, got {value!r}")
+                raise ConfigurationError(
+                    f"{label} must be a whole number of at least 1, got {value!r}"
+                )
         if not isinstance(max_replans, int) or max_replans < 0:
             raise ConfigurationError(f"max_replans must be 0 or more, got {max_replans!r}")
         for label, limit in (
@@ -133,7 +135,9 @@ class PlanExecuteAgent:
             if limit is not None and (
                 isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0
             ):
-                raise ConfigurationError(f"{label} must be a positive number or None, got {limit!r}")
+                raise ConfigurationError(
+                    f"{label} must be a positive number or None, got {limit!r}"
+                )
         if answer not in ("synthesize", "last_step"):
             raise ConfigurationError(f"answer must be 'synthesize' or 'last_step', got {answer!r}")
         self.planner_model = planner_model

@@ -220,5 +220,3 @@ def _live_process() -> bool:
         elif now - row.last_seen < current_settings().takeover_after:
             return True
     return False
-
-

@@ -189,9 +189,14 @@ class Runtime:
                         "executor %s was presumed dead (no heartbeat for %gs) and its runs "
                         "were taken over by another process; steps still running here may "
                         "run twice. Raise takeover_after above the longest pause a process "
-                        "can have.", self.executor_id, self.settings.takeover_after,
+                        "can have.",
+                        self.executor_id,
+                        self.settings.takeover_after,
                     )
-                if self.settings.recover and time.monotonic() - last_takeover > HEARTBEAT_SECONDS * 2:
+                if (
+                    self.settings.recover
+                    and time.monotonic() - last_takeover > HEARTBEAT_SECONDS * 2
+                ):
                     last_takeover = time.monotonic()
                     self.take_over_dead_executors()
             except Exception:  # a missed beat only delays takeover; never kill the process
@@ -218,11 +223,14 @@ class Runtime:
         """
         resumed: list[str] = []
         for executor_id in self.dead_executors():
-            pending = DBOS.list_workflows(status="PENDING", executor_id=executor_id, load_output=False)
+            pending = DBOS.list_workflows(
+                status="PENDING", executor_id=executor_id, load_output=False
+            )
             if not all(_resolvable(w.input) for w in pending):
                 logger.warning(
                     "runs of stopped process %s need code this process has not imported; "
-                    "start a worker that imports it", executor_id,
+                    "start a worker that imports it",
+                    executor_id,
                 )
                 continue
             if not self.store.forget_executor(executor_id):

@@ -111,7 +111,9 @@ def _threaded_with_timeout(fn: Callable[..., T], timeout: float) -> Callable[...
         try:
             return await asyncio.wait_for(asyncio.to_thread(fn, *args, **kwargs), timeout)
         except asyncio.TimeoutError:
-            raise TimeoutError(f"{getattr(fn, '__name__', fn)!s} timed out after {timeout:g}s") from None
+            raise TimeoutError(
+                f"{getattr(fn, '__name__', fn)!s} timed out after {timeout:g}s"
+            ) from None
 
     attempt.__name__ = getattr(fn, "__name__", "step")
     return attempt
@@ -218,7 +220,9 @@ async def run_child(run_id: str | None, target: str, *args: Any, **kwargs: Any) 
     the parent's history, so a replay finds the same child.
     """
     if run_id is None:
-        handle: WorkflowHandleAsync[Any] = await DBOS.start_workflow_async(entry, target, args, kwargs)
+        handle: WorkflowHandleAsync[Any] = await DBOS.start_workflow_async(
+            entry, target, args, kwargs
+        )
     else:
         with SetWorkflowID(run_id):
             handle = await DBOS.start_workflow_async(entry, target, args, kwargs)
