@@ -8,10 +8,12 @@ re-executed after a crash inserts nothing twice.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -387,10 +389,16 @@ def _run_dict(row: Any) -> dict[str, Any]:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Several processes share one file: WAL lets readers proceed during writes, and the busy
     # timeout turns a brief lock into a short wait instead of "database is locked".
+    # The timeout goes first: switching to WAL needs a moment of exclusive access, and on a
+    # fresh file another connection (the engine's, a watcher's) may hold it right then.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+    try:
+        cursor.execute("PRAGMA busy_timeout=10000")
+        # WAL is a property of the file: whoever holds the lock is setting it already.
+        with contextlib.suppress(sqlite3.OperationalError):
+            cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cursor.close()
 
 
 def _created_concurrently(exc: sa.exc.DatabaseError) -> bool:
