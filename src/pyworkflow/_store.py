@@ -199,15 +199,15 @@ class Store:
         with self._lock:
             if self._created:
                 return
-            for attempt in range(3):
+            for attempt in range(5):
                 try:
-                    metadata.create_all(self.engine)
+                    _create_if_missing(self.engine)
                     break
                 except sa.exc.DatabaseError as exc:
                     # Two stores creating the tables at once (a second process, or an event
-                    # reader beside the runtime): create_all checks, then creates, so the
-                    # slower one fails on a table the other just made. Checking again settles it.
-                    if attempt < 2 and _created_concurrently(exc):
+                    # reader beside the runtime). IF NOT EXISTS settles most of it; PostgreSQL
+                    # can still collide in its catalogue on a truly simultaneous CREATE.
+                    if attempt < 4 and _created_concurrently(exc):
                         continue
                     raise ConfigurationError(
                         f"cannot use database {mask_password(self.database_url)!r}: "
@@ -399,6 +399,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
     finally:
         cursor.close()
+
+
+def _create_if_missing(engine: sa.Engine) -> None:
+    # create_all checks, then creates, table by table: two creators interleave and the slower
+    # fails on a table the other just made. CREATE … IF NOT EXISTS has no such gap.
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+            for index in table.indexes:
+                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
 def _created_concurrently(exc: sa.exc.DatabaseError) -> bool:
