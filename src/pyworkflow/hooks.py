@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from pyworkflow import engine
-from pyworkflow._store import HookStore, jsonable
+from pyworkflow._hook_store import HookStore
+from pyworkflow._store import jsonable
 from pyworkflow.exceptions import (
     ConfigurationError,
     HookAlreadyDecidedError,

@@ -200,7 +200,7 @@ def _decide(args: argparse.Namespace, *, approved: bool, feedback: str | None, p
 
 
 def _hook(hook_id: str) -> dict[str, Any] | None:
-    from pyworkflow._store import HookStore
+    from pyworkflow._hook_store import HookStore
     from pyworkflow.runs import shared_store
 
     return HookStore(shared_store()).get(hook_id)
