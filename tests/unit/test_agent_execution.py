@@ -301,6 +301,28 @@ async def test_for_each_fans_out_and_keeps_the_element_order() -> None:
     }
 
 
+async def test_for_each_over_a_written_list_calls_the_tool_once_per_element_at_once() -> None:
+    clock = Clock()
+
+    @step()
+    async def get_quote(ticker: str) -> str:
+        """A ticker's price."""
+        return await clock.hold(ticker, 0.2)
+
+    plan = [{"step": 1, "tool": "get_quote", "params": {"ticker": "$item"},
+             "for_each": ["NVDA", "MSFT", "AMD"]}]  # fmt: skip
+    agent, _, _ = make_agent(plan, [get_quote], answer="last_step")
+
+    result = await agent.run("Quotes")
+
+    assert result.status == "completed", result.error
+    assert result.answer == ["NVDA", "MSFT", "AMD"]
+    assert sorted(s.label for s in result.executed_steps) == ["1a", "1b", "1c"]
+    starts = [start for start, _ in clock.spans.values()]
+    ends = [end for _, end in clock.spans.values()]
+    assert max(starts) < min(ends)  # all three were in flight together
+
+
 async def test_references_and_interpolation_reach_the_tools() -> None:
     received: list[dict[str, Any]] = []
 

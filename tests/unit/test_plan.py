@@ -263,7 +263,7 @@ def test_every_structural_problem_is_reported_together() -> None:
         "step 4: unknown key 'why'; a step has the keys: step, description, tool, params, "
         "depends_on, for_each",
         "step 4: 'params' must be an object of parameter values, got ['query']",
-        "step 4: 'for_each' must be a reference such as '$2', got 2",
+        "step 4: 'for_each' must be a reference such as '$2' or a list of elements, got 2",
         "entry 5: a step must be an object, got 'just text'",
         "entry 6: missing 'step' (the step's number)",
         "step 6: 'depends_on' must be a list of step numbers, got ['1']",
@@ -544,6 +544,63 @@ def test_unknown_params_list_the_tools_parameters() -> None:
 
 def test_missing_required_params_are_left_to_the_executor() -> None:
     assert problems([tool_step(1, "search_web", {}), tool_step(2, "create_table", {})]) == []
+
+
+def test_for_each_over_a_written_list_fans_out_over_its_elements() -> None:
+    plan = parse_plan(
+        [
+            tool_step(1, "search_web", {"query": "chips"}),
+            {
+                "step": 2,
+                "tool": "search_web",
+                "params": {"query": "$item"},
+                "for_each": ["a", "${1}"],
+            },
+        ]
+    )
+    step = plan.steps[1]
+    assert step.for_each == ["a", "${1}"] and step.depends_on == (1,)
+    assert validate_plan(plan, TOOLS) == []
+    assert resolve_for_each(step.for_each, {1: "found"}) == ["a", "found"]
+    assert format_plan(plan).splitlines()[1] == (
+        "2. search_web(query=\"$item\") [search_web, for each ['a', '${1}']] (after: 1)"
+    )
+    assert Plan.from_list(plan.to_list()) == plan
+
+
+def test_a_written_for_each_list_is_checked() -> None:
+    assert errors_of([{"step": 1, "tool": "search_web", "for_each": []}]) == [
+        "step 1: 'for_each' is an empty list; give the elements, or leave it out"
+    ]
+    listed = {"step": 1, "tool": "search_web", "params": {"query": "$item"}}
+    assert problems([{**listed, "for_each": ["$item", "$7"]}]) == [
+        "step 1: '$item' in 'for_each' has no element to mean",
+        "step 1: '$7' refers to step 7, which is not in the plan",
+    ]
+    assert problems([{**listed, "for_each": list("abcd")}], max_steps=3) == [
+        "the plan has 4 steps (counting each element of a listed for_each); max_steps is 3"
+    ]
+
+
+def test_a_call_with_every_argument_needs_no_description() -> None:
+    plan = parse_plan('[{"step": 1, "tool": "search_web", "params": {"query": "AI \\"labs\\""}}]')
+    step = plan.steps[0]
+    assert step.description == 'search_web(query="AI \\"labs\\"")'
+    assert step.described is False and validate_plan(plan, TOOLS) == []
+    assert plan.to_list()[0]["description"] == step.description
+    long = parse_plan([{"step": 1, "tool": "search_web", "params": {"query": "x" * 500}}])
+    assert len(long.steps[0].description) == 120 and long.steps[0].description.endswith("…)")
+
+
+def test_a_step_left_for_the_executor_or_a_reasoning_step_needs_a_description() -> None:
+    assert problems([{"step": 1, "tool": "search_web", "params": {}}]) == [
+        "step 1: leaves 'query' for the executor model to fill but has no 'description' "
+        "saying how; add one, or give every argument"
+    ]
+    assert problems([{"step": 1, "description": "Search it", "tool": "search_web"}]) == []
+    assert errors_of([{"step": 1, "tool": None}]) == [
+        "step 1: a reasoning step ('tool': null) needs a 'description' of its result"
+    ]
 
 
 @pytest.mark.parametrize(

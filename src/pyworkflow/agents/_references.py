@@ -249,14 +249,16 @@ def resolve_params(
     return {key: _resolve(value, results, item) for key, value in params.items()}
 
 
-def resolve_for_each(reference: str, results: Mapping[int, Any]) -> list[Any]:
-    """The list a for_each reference points at.
+def resolve_for_each(reference: str | list[Any], results: Mapping[int, Any]) -> list[Any]:
+    """The list a for_each reference points at, or a written list with its references resolved.
 
     A string result holding a JSON array (a model that answered '["a", "b"]') is decoded.
 
     Raises:
         ReferenceResolutionError: `reference` is not a step reference, or its value is no list.
     """
+    if isinstance(reference, list):
+        return [_resolve(element, results, MISSING) for element in reference]
     ref = parse_reference(reference)
     if ref is None or ref.root is None:
         raise ReferenceResolutionError(

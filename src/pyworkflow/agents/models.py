@@ -158,11 +158,12 @@ _PLAN_STEP_SCHEMA: dict[str, Any] = {
         },
         "depends_on": {"type": "array", "items": {"type": "integer"}},
         "for_each": {
-            "type": "string",
-            "description": "'$N': run the step once per element of step N's list result.",
+            "anyOf": [{"type": "string"}, {"type": "array", "minItems": 1}],
+            "description": "'$N': run the step once per element of step N's list result; "
+            "or the list of elements itself.",
         },
     },
-    "required": ["step", "description", "tool"],
+    "required": ["step", "tool"],
 }
 
 PLAN_OUTPUT = OutputSpec(

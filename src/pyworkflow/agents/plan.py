@@ -76,11 +76,14 @@ class PlanStep:
 
     Attributes:
         id: The step's number, unique in the plan.
-        description: What the step is for, in the planner's words.
+        description: What the step is for, in the planner's words; for a tool step the planner
+            left undescribed, the call itself (``get_quote(ticker="NVDA")``).
         tool: The tool to call, or None for a reasoning step the executor model answers.
         params: Arguments for the tool (JSON values, possibly references). Read-only.
         depends_on: Steps that must finish first: those listed plus those referenced, sorted.
-        for_each: A reference to a list; the step then runs once per element.
+        for_each: A reference to a list, or the list itself; the step then runs once per
+            element.
+        described: False when the planner gave no description and `description` is the call.
     """
 
     id: int
@@ -88,11 +91,14 @@ class PlanStep:
     tool: str | None
     params: Mapping[str, JSONValue] = field(hash=False)
     depends_on: tuple[int, ...]
-    for_each: str | None = None
+    for_each: str | list[JSONValue] | None = field(default=None, hash=False)
+    described: bool = field(default=True, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # A private copy, so later changes to the planner's decoded JSON cannot alter the plan.
         object.__setattr__(self, "params", copy.deepcopy(dict(self.params)))
+        if isinstance(self.for_each, (list, tuple)):
+            object.__setattr__(self, "for_each", copy.deepcopy(list(self.for_each)))
         implied = set(self.depends_on) | step_references(self)
         object.__setattr__(self, "depends_on", tuple(sorted(implied)))
 
@@ -106,7 +112,7 @@ class PlanStep:
             "depends_on": list(self.depends_on),
         }
         if self.for_each is not None:
-            data["for_each"] = self.for_each
+            data["for_each"] = copy.deepcopy(self.for_each)
         return data
 
 
@@ -174,6 +180,13 @@ def step_references(step: PlanStep) -> set[int]:
     return referenced
 
 
+def _for_each_text(for_each: str | list[JSONValue]) -> str:
+    """A step's for_each for people: the reference as written, or its elements as JSON."""
+    if isinstance(for_each, str):
+        return for_each
+    return show(for_each, 80)
+
+
 def format_plan(plan: Plan) -> str:
     """The plan as a compact numbered list, for prompts and logs.
 
@@ -183,7 +196,7 @@ def format_plan(plan: Plan) -> str:
     for step in plan.steps:
         kind = step.tool or "reasoning"
         if step.for_each is not None:
-            kind += f", for each {step.for_each}"
+            kind += f", for each {_for_each_text(step.for_each)}"
         after = ", ".join(str(dep) for dep in step.depends_on) or "-"
         # One line per step, whatever whitespace the planner put in a description.
         description = " ".join(step.description.split())
@@ -291,10 +304,11 @@ def _parse_step(entry: Any, position: int) -> tuple[PlanStep | None, list[str]]:
         problems.append("missing 'step' (the step's number)")
     elif not _is_number(number):
         problems.append(f"'step' must be a positive integer, got {show(number)}")
-    description = fields.get("description")
-    if not isinstance(description, str) or not description.strip():
+    tool, description = fields.get("tool"), fields.get("description")
+    if description is None and tool is None:
+        problems.append("a reasoning step ('tool': null) needs a 'description' of its result")
+    elif description is not None and (not isinstance(description, str) or not description.strip()):
         problems.append(f"'description' must be a non-empty string, got {show(description)}")
-    tool = fields.get("tool")
     if tool is not None and (not isinstance(tool, str) or not tool.strip()):
         problems.append(f"'tool' must be a tool name or null, got {show(tool)}")
     params = {} if fields.get("params") is None else fields["params"]
@@ -306,15 +320,33 @@ def _parse_step(entry: Any, position: int) -> tuple[PlanStep | None, list[str]]:
     if not isinstance(depends_on, list) or not all(_is_number(d) for d in depends_on):
         problems.append(f"'depends_on' must be a list of step numbers, got {show(depends_on)}")
     for_each = fields.get("for_each")
-    if for_each is not None and not isinstance(for_each, str):
-        problems.append(f"'for_each' must be a reference such as '$2', got {show(for_each)}")
+    if for_each is not None and not isinstance(for_each, (str, list)):
+        problems.append(
+            "'for_each' must be a reference such as '$2' or a list of elements, "
+            f"got {show(for_each)}"
+        )
+    elif isinstance(for_each, list) and not for_each:
+        problems.append("'for_each' is an empty list; give the elements, or leave it out")
+    elif isinstance(for_each, list) and nesting(for_each, _MAX_NESTING) > _MAX_NESTING:
+        problems.append(f"'for_each' nests more than {_MAX_NESTING} levels deep")
     if problems:
         label = f"step {number}" if _is_number(number) else f"entry {position}"
         return None, [f"{label}: {problem}" for problem in problems]
-    step = PlanStep(
-        fields["step"], fields["description"], tool, params, tuple(depends_on), for_each
-    )
+    described = isinstance(description, str)
+    text = description if isinstance(description, str) else _call_text(str(tool), params)
+    step = PlanStep(fields["step"], text, tool, params, tuple(depends_on), for_each, described)
     return step, []
+
+
+def _call_text(tool: str, params: Mapping[str, Any], limit: int = 120) -> str:
+    """A tool call as one line, ``get_quote(ticker="NVDA")``: the description of a step the
+    planner did not describe, since for a call with its arguments the call says it all."""
+    arguments = ", ".join(
+        f"{name}={json.dumps(value, ensure_ascii=False, default=repr)}"
+        for name, value in params.items()
+    )
+    text = f"{tool}({arguments})"
+    return text if len(text) <= limit else text[: limit - 2] + "…)"
 
 
 def parse_plan(reply: str | list[Any] | dict[str, Any]) -> Plan:
@@ -383,8 +415,11 @@ def validate_plan(
     if not plan.steps:
         return ["the plan has no steps"]
     errors: list[str] = []
-    if max_steps is not None and len(plan.steps) > max_steps:
-        errors.append(f"the plan has {len(plan.steps)} steps; max_steps is {max_steps}")
+    # A fan-out over a written list is known now; one over a result is counted when it runs.
+    units = sum(len(s.for_each) if isinstance(s.for_each, list) else 1 for s in plan.steps)
+    if max_steps is not None and units > max_steps:
+        fanned = " (counting each element of a listed for_each)" if units > len(plan.steps) else ""
+        errors.append(f"the plan has {units} steps{fanned}; max_steps is {max_steps}")
     known = {step.id for step in plan.steps} | set(completed)
     missing = "which is not in the plan" + (" or among the completed steps" if completed else "")
     seen: set[int] = set()
@@ -414,7 +449,14 @@ def _step_problems(
         elif dep not in known and dep not in referenced:
             problems.append(f"depends on step {dep}, {missing}")
     refs = list(find_references(step.params))
-    if step.for_each is not None:
+    if isinstance(step.for_each, list):
+        for element_ref in find_references(step.for_each):
+            if element_ref.root is None:
+                problems.append(f"{element_ref.text!r} in 'for_each' has no element to mean")
+            else:
+                refs.append(element_ref)
+        problems += malformed_references(step.for_each)
+    elif step.for_each is not None:
         ref = parse_reference(step.for_each)
         if ref is None or ref.root is None:
             problems.append(
@@ -432,7 +474,14 @@ def _step_problems(
             problems.append(f"{ref.text!r} refers to step {ref.root}, {missing}")
     problems += malformed_references(step.params)
     if step.tool is not None and step.tool in tools:
-        problems += params_problems(step.params, step.tool, tools[step.tool].parameters)
+        schema = tools[step.tool].parameters
+        problems += params_problems(step.params, step.tool, schema)
+        left = [name for name in required_params(schema) if name not in step.params]
+        if left and not step.described:
+            problems.append(
+                f"leaves {', '.join(map(repr, left))} for the executor model to fill but has no "
+                "'description' saying how; add one, or give every argument"
+            )
     return problems
 
 

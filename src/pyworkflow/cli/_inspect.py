@@ -273,7 +273,7 @@ def _print_step(
     tool = step.tool or "reasoning"
     print(f"  {step.id}{where} {step.description}  [{tool}]  {step.state}")
     if step.for_each:
-        print(f"      for each   {step.for_each}")
+        print(f"      for each   {step.for_each_label}")
     if step.params:
         print(f"      params     {preview(step.params, limit)}")
     for unit in step.units.values():

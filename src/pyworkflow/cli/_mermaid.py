@@ -29,7 +29,7 @@ def mermaid(steps: list[StepView], *, states: bool = True) -> str:
     for s in steps:
         tool = s.tool or "reasoning"
         if s.for_each is not None:
-            tool += f", for each {s.for_each}"
+            tool += f", for each {s.for_each_label}"
         lines.append(
             f'    s{s.id}["{s.id}. {_mermaid_text(s.description)}<br/><i>{_mermaid_text(tool)}</i>"]'
         )

@@ -226,7 +226,7 @@ def tree(steps: list[StepView], glyphs: Glyphs) -> list[TreeRow]:
 def _tool(step: StepView) -> str:
     name = step.tool or "reasoning"
     if step.for_each is not None:
-        name += f" x{len(step.units)}" if step.units else f" for each {step.for_each}"
+        name += f" x{len(step.units)}" if step.units else f" for each {step.for_each_label}"
     return name
 
 

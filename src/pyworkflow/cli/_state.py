@@ -7,6 +7,7 @@ counts. The same fold serves a run in progress and one finished long ago.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -47,10 +48,18 @@ class StepView:
     tool: str | None
     params: dict[str, Any]
     depends_on: tuple[int, ...]
-    for_each: str | None
+    for_each: str | list[Any] | None
     version: int
     units: dict[str, UnitView] = field(default_factory=dict)
     superseded: bool = False
+
+    @property
+    def for_each_label(self) -> str | None:
+        """What the step fans out over: a reference as written, or a listed set as JSON."""
+        if self.for_each is None or isinstance(self.for_each, str):
+            return self.for_each
+        text = json.dumps(self.for_each, ensure_ascii=False, default=repr)
+        return text if len(text) <= 80 else text[:79] + "…"
 
     @property
     def state(self) -> StepState:
