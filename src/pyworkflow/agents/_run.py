@@ -23,8 +23,14 @@ from pyworkflow._store import jsonable
 from pyworkflow.agents import prompts
 from pyworkflow.agents._approval import ApprovalGate
 from pyworkflow.agents._execution import PlanExecution, Progress
-from pyworkflow.agents.plan import Plan, format_plan
+from pyworkflow.agents.plan import (
+    Plan,
+    ReferenceResolutionError,
+    format_plan,
+    resolve_for_each,
+)
 from pyworkflow.agents.result import AgentResult, ExecutedStep, TokenUsage, Usage
+from pyworkflow.agents.scheduler import unit_label
 from pyworkflow.events import EventType
 from pyworkflow.exceptions import (
     BudgetExceededError,
@@ -331,11 +337,10 @@ class AgentRun:
             last = plan.steps[-1].id if plan.steps else None
             return progress.results.get(last) if last is not None else None
         self.check_budget("executor")
-        results = {
-            f"step {s['step']}: {s['description']}": progress.results.get(s["step"])
-            for s in self.plan_in_force()
-            if s["step"] in progress.results
-        }
+        results: dict[str, Any] = {}
+        for entry in self.plan_in_force():
+            if entry["step"] in progress.results:
+                results.update(_labelled(entry, progress.results))
         text, usage = await self.agent.executor.answer(self.query, results)
         self.usage = self.usage.add("executor", usage)
         return text
@@ -344,3 +349,22 @@ class AgentRun:
 def _preview(value: Any, limit: int) -> str:
     text = repr(value) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[:limit] + f" …({len(text) - limit} more chars)"
+
+
+def _labelled(entry: dict[str, Any], results: dict[int, Any]) -> dict[str, Any]:
+    """A finished step's result for the answer; a fan-out's element by element, each labelled
+    with its unit and element, so the model can tell whose result is whose."""
+    number, result = entry["step"], results[entry["step"]]
+    label = f"step {number}: {entry['description']}"
+    if entry.get("for_each") is None or not isinstance(result, list):
+        return {label: result}
+    try:
+        elements = resolve_for_each(entry["for_each"], results)
+    except ReferenceResolutionError:
+        elements = []
+    if len(elements) != len(result):
+        return {label: result}
+    return {
+        f"step {unit_label(number, i)} ({_preview(element, 60)}): {entry['description']}": value
+        for i, (element, value) in enumerate(zip(elements, result, strict=True))
+    }

@@ -38,11 +38,16 @@ class Executor:
     Args:
         model: The (cheaper) model that fills arguments, does reasoning steps and writes the
             final answer.
+        instructions: The agent's own instructions, given with reasoning steps and the answer
+            (not with argument filling, which only transcribes).
         corrective_retries: How many times invalid model-filled arguments are sent back.
     """
 
-    def __init__(self, model: ModelSpec, *, corrective_retries: int = 1) -> None:
+    def __init__(
+        self, model: ModelSpec, *, instructions: str = "", corrective_retries: int = 1
+    ) -> None:
         self.model = model
+        self.instructions = instructions
         self.corrective_retries = corrective_retries
 
     async def prepare_arguments(
@@ -86,12 +91,14 @@ class Executor:
     ) -> StepOutcome:
         """Produce a reasoning step's result with the executor model."""
         message = prompts.step_request(description, known_arguments=params, inputs=inputs)
-        reply = await self._ask(prompts.EXECUTOR_REASONING, message, ())
+        system = prompts.with_instructions(prompts.EXECUTOR_REASONING, self.instructions)
+        reply = await self._ask(system, message, ())
         return StepOutcome(_maybe_json(reply.text), None, "reasoning", reply.usage)
 
     async def answer(self, query: str, results: Mapping[str, Any]) -> tuple[str, TokenUsage]:
         """Write the final answer from the query and the step results."""
-        reply = await self._ask(prompts.ANSWER, prompts.answer_request(query, results), ())
+        system = prompts.with_instructions(prompts.ANSWER, self.instructions)
+        reply = await self._ask(system, prompts.answer_request(query, results), ())
         return reply.text, reply.usage
 
     async def _ask(self, system: str, message: str, tools: Any) -> ModelReply:

@@ -159,7 +159,7 @@ class PlanExecuteAgent:
         self.planner = Planner(
             self.planner_model, instructions=self.instructions, max_repairs=max_plan_repairs
         )
-        self.executor = Executor(self.executor_model)
+        self.executor = Executor(self.executor_model, instructions=self.instructions)
         self.name = name or _default_name(self)
         engine.register_target(self.name, self._durable_body)
         self.queue = engine.declare_queue(
