@@ -1,8 +1,9 @@
 """Plan-and-execute against a ReAct tool loop: model calls, tokens, latency and cost.
 
-The same tasks run twice: by a PyWorkflow `PlanExecuteAgent` (one planner call, direct tool
-calls where the plan gives the arguments, an executor call where a step must read an earlier
-result, one executor call for the answer), and by a ReAct loop — a pydantic-ai `Agent` whose
+The same tasks run twice: by a PyWorkflow `PlanExecuteAgent` (one planner call whose plan is
+written as the planner prompt asks, direct tool calls where the plan gives the arguments, an
+executor call where a step must read an earlier result, one executor call for the answer), and
+by a ReAct loop — a pydantic-ai `Agent` whose
 model makes one tool call per turn (with a short thought before it) and then answers.
 
 Both sides use the same tools (same docstrings, same sleeps, same results), the same
@@ -12,6 +13,7 @@ baseline of the LLMCompiler and ReWOO papers: one model for everything) and with
 executor-class model (a cheap model for everything).
 
     .venv/bin/python bench/react_vs_plan.py [--quick] [--scale 1.0] [--tokens chars|words]
+        [--answer-words N] [--lookups-as-steps]
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import math
 import sys
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ from pydantic_ai.models.function import AgentInfo
 
 from pyworkflow import step
 from pyworkflow.agents import PlanExecuteAgent, prompts
+from pyworkflow.agents.plan import parse_plan
 from pyworkflow.testing import temporary_runtime
 
 INSTRUCTIONS = """\
@@ -61,10 +64,20 @@ information, write the final answer."""
 
 # Simulated tool latency, seconds at scale 1.
 TOOL_SECONDS = {"search_web": 1.0, "get_quote": 0.6, "extract_entities": 0.3}
-ANSWER_WORDS = 220
 
 
 # --- tools (the same functions serve both sides) ------------------------------------------------
+
+
+def _quote(ticker: str) -> dict[str, Any]:
+    return {
+        "ticker": ticker,
+        "price": 100 + len(ticker) * 17.5,
+        "currency": "USD",
+        "pe_ratio": 20 + len(ticker) * 3.1,
+        "market_cap_bn": 150 * len(ticker),
+        "headlines": [c.filler(f"{ticker}{i}", 40) for i in range(3)],
+    }
 
 
 def _search_result(query: str) -> str:
@@ -99,15 +112,7 @@ def make_tools(clock: c.Clock) -> list[Callable[..., Any]]:
             ticker: The exchange ticker symbol, e.g. "NVDA".
         """
         await clock.sleep(TOOL_SECONDS["get_quote"])
-        body = {
-            "ticker": ticker,
-            "price": 100 + len(ticker) * 17.5,
-            "currency": "USD",
-            "pe_ratio": 20 + len(ticker) * 3.1,
-            "market_cap_bn": 150 * len(ticker),
-            "headlines": [c.filler(f"{ticker}{i}", 40) for i in range(3)],
-        }
-        return json.dumps(body, indent=1)
+        return json.dumps(_quote(ticker), indent=1)
 
     async def extract_entities(text: str, kind: str = "company", limit: int = 10) -> list[str]:
         """Extract named entities of one kind from a text, most mentioned first.
@@ -178,29 +183,44 @@ class Task:
     query: str
     plan: list[dict[str, Any]]
     react: list[ToolCall]  # what the ReAct model calls, in order
+    answer: str  # the final answer, the same text on both sides
     filled: dict[str, dict[str, Any]] = field(default_factory=dict)  # step description → args
 
 
 def _step(
-    n: int, description: str, tool: str, params: dict[str, Any], **more: Any
+    n: int, tool: str, params: dict[str, Any], description: str | None = None, **more: Any
 ) -> dict[str, Any]:
-    """One plan step as the planner writes it."""
-    return {"step": n, "description": description, "tool": tool, "params": params,
-            "depends_on": more.pop("depends_on", []), **more}  # fmt: skip
+    """One plan step as the planner prompt asks for it: a description only where the call does
+    not say it all, `depends_on` only where no reference implies it, default params left out."""
+    described = {"description": description} if description else {}
+    return {"step": n, **described, "tool": tool, "params": params, **more}
+
+
+def _quotes_table() -> str:
+    rows = [
+        f"| {q['ticker']} | {q['price']:.2f} USD | {q['pe_ratio']:.1f} | get_quote, latest |"
+        for q in map(_quote, TICKERS)
+    ]
+    return "\n".join(
+        [
+            "Latest quotes, all from get_quote (today's figures, trailing P/E):",
+            "| ticker | price | P/E | source |",
+            "|---|---|---|---|",
+            *rows,
+            "Uncertain: quotes move during the session; P/E uses trailing earnings.",
+        ]
+    )
 
 
 # fmt: off
-def tasks() -> list[Task]:
+def tasks(*, lookups_as_steps: bool = False) -> list[Task]:
     research = Task(
         "research (seed query)",
         "Research top 3 AI companies and compare their products",
         [
-            _step(1, "Search for the top AI companies", "search_web",
-                  {"query": "top AI companies 2026 by revenue"}),
-            _step(2, "Extract the top 3 companies", "extract_entities",
-                  {"text": "$1", "kind": "company", "limit": 3}, depends_on=[1]),
-            _step(3, "Products and revenue of each company", "search_web",
-                  {"query": "${item} products and revenue 2026"}, for_each="$2", depends_on=[2]),
+            _step(1, "search_web", {"query": "top AI companies 2026 by revenue"}),
+            _step(2, "extract_entities", {"text": "$1", "limit": 3}),
+            _step(3, "search_web", {"query": "${item} products and revenue 2026"}, for_each="$2"),
         ],
         [
             ToolCall("search_web", {"query": "top AI companies 2026 by revenue"},
@@ -209,15 +229,22 @@ def tasks() -> list[Task]:
                        f"The results name {name}; I need its products and revenue next.")
               for name in TOP_COMPANIES],
         ],
+        # A paragraph comparing the three, then a line on what is uncertain.
+        c.filler("answer research", 200),
     )
     lookups = Task(
         "8 parallel lookups",
         f"Compare today's price and P/E ratio of {', '.join(TICKERS)}",
-        [_step(i + 1, f"Quote for {t}", "get_quote", {"ticker": t}) for i, t in enumerate(TICKERS)],
+        # One tool over several inputs: one step with a listed for_each, as the prompt suggests
+        # (--lookups-as-steps: one step per ticker instead).
+        [_step(i + 1, "get_quote", {"ticker": t}) for i, t in enumerate(TICKERS)]
+        if lookups_as_steps
+        else [_step(1, "get_quote", {"ticker": "$item"}, for_each=TICKERS)],
         [
             ToolCall("get_quote", {"ticker": t}, f"I have {i} of the 8 quotes; next is {t}.")
             for i, t in enumerate(TICKERS)
         ],
+        _quotes_table(),
     )
     hop2 = "Find the headquarters city of the GPU maker found in step 1"
     hop3 = "Find the population of the city found in step 2"
@@ -226,11 +253,10 @@ def tasks() -> list[Task]:
         "What is the population of the city where the company that makes the GPU of the "
         "best-selling AI server of 2025 has its headquarters?",
         [
-            _step(1, "Find the best-selling AI server of 2025 and its GPU maker", "search_web",
-                  {"query": HOPS[0]}),
+            _step(1, "search_web", {"query": HOPS[0]}),
             # The query depends on what step 1 found: the executor model fills it in.
-            _step(2, hop2, "search_web", {}, depends_on=[1]),
-            _step(3, hop3, "search_web", {}, depends_on=[2]),
+            _step(2, "search_web", {}, hop2, depends_on=[1]),
+            _step(3, "search_web", {}, hop3, depends_on=[2]),
         ],
         [
             ToolCall("search_web", {"query": HOPS[0]},
@@ -240,6 +266,9 @@ def tasks() -> list[Task]:
             ToolCall("search_web", {"query": HOPS[2]},
                      "Nvidia is based in Santa Clara; now I need that city's population."),
         ],
+        "About 130,000 people lived in Santa Clara, California in 2025 (search: Santa Clara "
+        "population 2025). It is the home of Nvidia, which makes the B200 GPU of 2025's "
+        "best-selling AI server. Uncertain: the population is an estimate, not a census count.",
         {hop2: {"query": HOPS[1]}, hop3: {"query": HOPS[2]}},
     )
     return [research, lookups, chain]
@@ -249,15 +278,11 @@ def tasks() -> list[Task]:
 # --- scripted models ---------------------------------------------------------------------------
 
 
-def answer_text(task: Task) -> str:
-    return c.filler(f"answer {task.name}", ANSWER_WORDS)
-
-
 def planner_responder(task: Task) -> c.Responder:
     def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        return ModelResponse(
-            parts=[TextPart("```json\n" + json.dumps(task.plan, indent=2) + "\n```")]
-        )
+        # As the prompt asks: a JSON array, one step per line, no indentation.
+        lines = ",\n".join(json.dumps(s) for s in task.plan)
+        return ModelResponse(parts=[TextPart(f"[{lines}]")])
 
     return respond
 
@@ -272,7 +297,7 @@ def executor_responder(task: Task) -> c.Responder:
                     return ModelResponse(parts=[ToolCallPart(tool, args)])
             raise AssertionError(f"no scripted arguments for this step:\n{prompt[:300]}")
         if info.instructions and info.instructions.startswith(prompts.ANSWER[:40]):
-            return ModelResponse(parts=[TextPart(answer_text(task))])
+            return ModelResponse(parts=[TextPart(task.answer)])
         raise AssertionError("the plans here have no reasoning steps")
 
     return respond
@@ -286,7 +311,7 @@ def react_responder(task: Task) -> c.Responder:
             return ModelResponse(
                 parts=[TextPart(f"Thought: {call.thought}"), ToolCallPart(call.tool, call.args)]
             )
-        return ModelResponse(parts=[TextPart(answer_text(task))])
+        return ModelResponse(parts=[TextPart(task.answer)])
 
     return respond
 
@@ -311,9 +336,9 @@ class Outcome:
 def tool_critical_path(task: Task) -> float:
     """Tool latency along the plan's longest chain (fan-out elements run side by side)."""
     finish: dict[int, float] = {}
-    for s in task.plan:  # the plans here list every step after its dependencies
-        start = max((finish[d] for d in s["depends_on"]), default=0.0)
-        finish[s["step"]] = start + TOOL_SECONDS[s["tool"]]
+    for s in parse_plan(task.plan).steps:  # the plans here list steps after their dependencies
+        start = max((finish[d] for d in s.depends_on), default=0.0)
+        finish[s.id] = start + TOOL_SECONDS[str(s.tool)]
     return max(finish.values())
 
 
@@ -361,7 +386,7 @@ def run_react(
     with c.stopwatch() as elapsed:
         result = asyncio.run(agent.run(task.query))
     usage = result.usage
-    assert result.output == answer_text(task)
+    assert result.output == task.answer
     ideal = sum(s for *_, s in log.calls) + sum(TOOL_SECONDS[call.tool] for call in task.react)
     return Outcome(
         usage.requests,
@@ -387,6 +412,18 @@ def main() -> int:
             default="chars",
             help="token estimate: 4 characters a token, or pydantic-ai's word split",
         )
+        parser.add_argument(
+            "--answer-words",
+            type=int,
+            default=None,
+            help="make every task's final answer this many words of prose (default: each "
+            "task's own answer: a paragraph, a table, a sentence)",
+        )
+        parser.add_argument(
+            "--lookups-as-steps",
+            action="store_true",
+            help="plan the 8 lookups as 8 steps rather than one step over a listed for_each",
+        )
 
     args = c.arguments(__doc__.splitlines()[0], extra)
     c.quiet()
@@ -397,7 +434,9 @@ def main() -> int:
     detail, ratios = [], []
     geo: dict[str, list[float]] = {}
     with temporary_runtime():
-        for index, task in enumerate(tasks()):
+        for index, task in enumerate(tasks(lookups_as_steps=args.lookups_as_steps)):
+            if args.answer_words is not None:
+                task = replace(task, answer=c.filler(f"answer {task.name}", args.answer_words))
             ours = run_pyworkflow(task, index, clock, estimate)
             detail.append(
                 [
