@@ -28,7 +28,7 @@ from typing import Any
 import pyworkflow
 from pyworkflow import agent, step
 from pyworkflow.events import EventType, watch_events
-from pyworkflow.testing import scripted_executor, scripted_planner
+from pyworkflow.testing import prompt_results, scripted_executor, scripted_planner
 
 QUERY = "Brief me on the AI market: size, growth and this quarter's funding news"
 CALLS: Counter[str] = Counter()  # tool calls made in this process, by tool
@@ -108,7 +108,7 @@ def _brief(prompt: str) -> str:
 
 
 def _answer(prompt: str) -> str:
-    results = json.loads(prompt.split("Results of the executed plan:", 1)[1])
+    results = prompt_results(prompt)
     return str(list(results.values())[-1])
 
 

@@ -31,7 +31,7 @@ import pyworkflow
 from pyworkflow import agent, step
 from pyworkflow.agents import AgentResult
 from pyworkflow.events import Event, EventType, watch_events
-from pyworkflow.testing import scripted_executor, scripted_planner
+from pyworkflow.testing import prompt_results, scripted_executor, scripted_planner
 
 QUERY = "Research the top 3 AI companies and create a comparison report"
 
@@ -133,7 +133,7 @@ def _json_after(marker: str, prompt: str) -> Any:
 
 
 def _fill_arguments(tool: str, prompt: str) -> dict[str, Any]:
-    inputs = _json_after("Results this step depends on:", prompt)
+    inputs = prompt_results(prompt)
     companies = next(v for v in inputs.values() if isinstance(v, list))
     return {"query": " ".join(companies) + " product launch"}
 
@@ -163,7 +163,7 @@ def _billions(amount: str) -> float | None:
 
 
 def _report(prompt: str) -> str:
-    results = _json_after("Results of the executed plan:", prompt)
+    results = prompt_results(prompt)
     texts = [v for v in results.values() if isinstance(v, str)]
     table = next((t for t in texts if t.startswith("|")), "")
     summary = texts[-1] if texts and texts[-1] != table else ""

@@ -30,7 +30,14 @@ from pyworkflow import engine
 from pyworkflow.agents import prompts
 from pyworkflow.config import configure, reset_settings
 
-__all__ = ["ModelCall", "ModelScript", "scripted_executor", "scripted_planner", "temporary_runtime"]
+__all__ = [
+    "ModelCall",
+    "ModelScript",
+    "prompt_results",
+    "scripted_executor",
+    "scripted_planner",
+    "temporary_runtime",
+]
 
 PlanReply = list[dict[str, Any]] | str
 
@@ -63,6 +70,27 @@ def _prompt_text(messages: Sequence[ModelMessage]) -> str:
             if isinstance(content, str):
                 parts.append(content)
     return "\n".join(parts)
+
+
+def prompt_results(prompt: str) -> dict[str, Any]:
+    """The results an executor prompt shows, by label, for scripted models that answer from them.
+
+    Labels are ``"$1"`` for the inputs of a step, ``"step 2: <description>"`` (and
+    ``"step 3a (<element>): <description>"`` for fan-out elements) for the answer. A value that
+    is JSON comes back decoded, anything else as its text.
+    """
+    for marker in ("Results this step depends on:\n", "Results of the executed plan:\n"):
+        if marker in prompt:
+            blocks = prompts.read_results(prompt.rsplit(marker, 1)[1])
+            return {label: _decoded(text) for label, text in blocks.items()}
+    return {}
+
+
+def _decoded(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def scripted_planner(

@@ -25,7 +25,6 @@ import asyncio
 import hashlib
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCall
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from pyworkflow import agent, step
+from pyworkflow.testing import prompt_results
 
 QUERY = "Gather a, b and c, fetch what a points to, and combine everything"
 
@@ -181,12 +181,6 @@ def _json_after(label: str, text: str, before: str | None = None) -> Any:
     return json.loads(text[start:end])
 
 
-def _blocks(text: str) -> dict[str, str]:
-    """The labelled result blocks of a prompt ("[label]" on a line, then the value)."""
-    found = re.findall(r"^\[(.+?)\]\n(.*?)(?=\n\n\[|\Z)", text, re.DOTALL | re.MULTILINE)
-    return dict(found)
-
-
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -206,16 +200,15 @@ async def _execute(messages: list[ModelMessage], info: AgentInfo) -> ModelRespon
         tool = info.function_tools[0].name
         return ModelResponse(parts=[ToolCallPart(tool, {"note": note_for(text)})])
     if "Results this step depends on:" in prompt:  # the reasoning step
-        inputs = _blocks(prompt.split("Results this step depends on:\n", 1)[1])
-        items = json.loads(inputs["$5"])
+        items = prompt_results(prompt)["$5"]
         await _tracked("model:reasoning", "executor", {"items": items}, REASONING_SECONDS)
         return ModelResponse(parts=[TextPart("summary:" + "+".join(items))])
-    results = _blocks(prompt.split("Results of the executed plan:\n", 1)[1])
+    results = prompt_results(prompt)
     await _tracked("model:answer", "executor", {}, ANSWER_SECONDS)
     return ModelResponse(parts=[TextPart(answer_for(results))])
 
 
-def answer_for(results: dict[str, str]) -> str:
+def answer_for(results: dict[str, Any]) -> str:
     """The answer the executor model writes for the results it is shown."""
     return f"answer over {len(results)} results: {_digest(json.dumps(results, sort_keys=True))}"
 

@@ -13,7 +13,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from pyworkflow import step
 from pyworkflow.agents import PlanExecuteAgent, prompts
-from pyworkflow.testing import scripted_executor, scripted_planner
+from pyworkflow.testing import prompt_results, scripted_executor, scripted_planner
 
 
 @step()
@@ -158,3 +158,14 @@ async def test_the_answer_sees_each_fan_out_element_labelled_with_its_element() 
         '[step 2a (Acme): revenue(company="$item")]\nAcme made $1B\n\n'
         '[step 2b (Globex): revenue(company="$item")]\nGlobex made $1B'
     )
+
+
+def test_scripted_models_read_back_the_results_they_are_shown() -> None:
+    results = {"$1": 'text with "quotes"\n\nand a blank line', "$2": {"rows": [1, 2]}, "$3": "[x]"}
+    prompt = "Step: s\n\nResults this step depends on:\n" + prompts.results_text(results)
+    assert prompt_results(prompt) == {
+        "$1": 'text with "quotes"\n\nand a blank line',
+        "$2": {"rows": [1, 2]},
+        "$3": "[x]",
+    }
+    assert prompt_results("no results here") == {}

@@ -8,6 +8,7 @@ providers that cache prompt prefixes reuse it across replans and runs.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -197,6 +198,16 @@ def results_text(results: Mapping[str, Any], limit: int = 12000) -> str:
     ]
     text = "\n\n".join(blocks)
     return text if len(text) <= limit else text[:limit] + " …(truncated)"
+
+
+# A block runs to the next "[label]" line after a blank line, or to the end.
+_BLOCK = re.compile(r"^\[([^\n]+)\]\n(.*?)(?=\n\n\[[^\n]+\]\n|\Z)", re.DOTALL | re.MULTILINE)
+
+
+def read_results(text: str) -> dict[str, str]:
+    """The blocks `results_text` wrote, by label, as text (a value holding a blank line then
+    a ``[...]`` line would be split there; the labels themselves never are)."""
+    return dict(_BLOCK.findall(text))
 
 
 def _json(value: Any) -> str:
