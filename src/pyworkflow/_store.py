@@ -35,6 +35,8 @@ TRANSIENT_RETRY_SECONDS = 300.0
 
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger("pyworkflow")
+# Our own generator: a library must not advance the application's seeded global one.
+_jitter = random.Random()
 
 
 def _transient(exc: BaseException) -> bool:
@@ -85,7 +87,7 @@ def retry_transient(fn: F) -> F:
                 if time.monotonic() > deadline:
                     raise
                 logger.warning("no free database connection; retrying")
-            time.sleep(delay * (0.5 + random.random()))
+            time.sleep(delay * (0.5 + _jitter.random()))
             delay = min(delay * 2, 5.0)
 
     return wrapper  # type: ignore[return-value]

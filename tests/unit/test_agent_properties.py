@@ -35,6 +35,9 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+# DBOS's queue thread jitters its polling with the global `random` module while Hypothesis
+# draws examples; Hypothesis reads that as a strategy using `random`. No strategy here does.
+pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 RUN_TIMEOUT = 60.0  # seconds; a run that takes longer has hung
 REPAIRS = 2  # the agents' max_plan_repairs: three planner calls per plan at most
 

@@ -120,6 +120,10 @@ class OutputSpec:
     schema: Mapping[str, Any]
 
 
+# Our own generator: a library must not advance the application's seeded global one.
+_jitter = random.Random()
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How transient provider faults are retried.
@@ -136,7 +140,7 @@ class RetryPolicy:
     max_delay: float = 60.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        backoff: float = self.base_delay * 2.0 ** (attempt - 1) * (0.75 + random.random() / 2)
+        backoff: float = self.base_delay * 2.0 ** (attempt - 1) * (0.75 + _jitter.random() / 2)
         return min(max(backoff, retry_after or 0.0), self.max_delay)
 
 
