@@ -459,3 +459,8 @@ def required_params(parameters: Mapping[str, Any]) -> list[str]:
     """Names a tool's parameter schema marks as required."""
     required = _deref(parameters, parameters).get("required")
     return [name for name in required or [] if isinstance(name, str)]
+
+
+def is_step_number(value: object) -> bool:
+    """A valid step number: a positive JSON integer (not a bool, not a numeric string)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
