@@ -8,6 +8,7 @@ validated payload; `approve_workflow_hook()` delivers to it.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -166,11 +167,31 @@ def _generic(row: dict[str, Any], payload: Any) -> Any:
 
 
 _VALIDATORS: dict[str, Validator] = {"hook": _generic}
+# Where the other kinds' validators register themselves, on import. A deciding process (the
+# CLI, a web handler) may never have imported that module, and a kind must never fall back to
+# accepting whatever it is sent.
+_VALIDATOR_MODULES = {
+    "plan_approval": "pyworkflow.agents._approval",
+    "tool_approval": "pyworkflow.agents._approval",
+}
 
 
 def register_validator(kind: str, validator: Validator) -> None:
     """Set how deliveries to hooks of `kind` are checked (used by the approval hooks)."""
     _VALIDATORS[kind] = validator
+
+
+def _validator(kind: str) -> Validator:
+    if kind not in _VALIDATORS and kind in _VALIDATOR_MODULES:
+        importlib.import_module(_VALIDATOR_MODULES[kind])
+    validator = _VALIDATORS.get(kind)
+    if validator is None:
+        known = ", ".join(sorted({*_VALIDATORS, *_VALIDATOR_MODULES}))
+        raise InvalidHookPayloadError(
+            f"cannot check a delivery to a hook of kind {kind!r} (known kinds: {known}); "
+            "nothing was delivered"
+        )
+    return validator
 
 
 def _deliver(hook_id: str, payload: Any) -> Any:
@@ -179,7 +200,7 @@ def _deliver(hook_id: str, payload: Any) -> Any:
     if row is None:
         pending = ", ".join(h["hook_id"] for h in store.pending()[:5]) or "none"
         raise HookNotFoundError(f"no hook with id {hook_id!r}; pending hooks: {pending}")
-    clean = _VALIDATORS.get(row["kind"], _generic)(row, payload)
+    clean = _validator(row["kind"])(row, payload)
     if row["status"] == "expired":
         raise HookExpiredError(
             f"hook {hook_id!r} expired before this delivery; its run has moved on"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -267,3 +269,26 @@ async def test_a_dangerous_tool_waits_for_its_own_approval_and_rejection_trigger
     types = [e.type.value for e in await get_events(first.run_id)]
     assert "AGENT_STEP_APPROVAL_REQUESTED" in types
     assert "AGENT_REPLANNING" in types
+
+
+def test_a_process_that_never_imported_the_agents_still_checks_approval_decisions() -> None:
+    # The CLI's `approve` imports only what it needs; an approval hook must be judged by its
+    # own validator there too, never by the generic one that accepts any JSON.
+    code = """
+import sys
+from pyworkflow import hooks
+assert "pyworkflow.agents._approval" not in sys.modules
+plan_check, tool_check = hooks._validator("plan_approval"), hooks._validator("tool_approval")
+from pyworkflow.agents._approval import validate_plan_decision, validate_tool_decision
+assert (plan_check, tool_check) == (validate_plan_decision, validate_tool_decision)
+try:
+    hooks._validator("launch_codes")
+except hooks.InvalidHookPayloadError as exc:
+    print(exc)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "cannot check a delivery to a hook of kind 'launch_codes' (known kinds: hook, "
+        "plan_approval, tool_approval); nothing was delivered"
+    )
