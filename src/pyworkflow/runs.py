@@ -7,6 +7,7 @@ in the process that started a run and in any other process sharing the database.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections.abc import Coroutine
@@ -37,9 +38,12 @@ _stores = _StoreHolder()
 
 def shared_store() -> Store:
     """The store of the configured database; the runtime's own when it is running."""
-    runtime = engine.active_runtime()
-    if runtime is not None:
-        return runtime.store
+    # A runtime can only be running if its module was imported; importing it just to ask would
+    # load DBOS into every read-only CLI command.
+    if "pyworkflow.engine._runtime" in sys.modules:
+        runtime = engine.active_runtime()
+        if runtime is not None:
+            return runtime.store
     url = current_settings().database_url
     with _stores.lock:
         if _stores.store is None or _stores.store.database_url != url:

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import ast
 import inspect
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pyworkflow
 import pyworkflow.agents
+import pyworkflow.engine
 
 PACKAGE = Path(pyworkflow.__file__).parent
 
@@ -110,3 +114,34 @@ def test_only_the_engine_package_imports_dbos() -> None:
     assert offenders == {}, f"dbos imported outside pyworkflow/engine/: {offenders}"
     # The scan does find the engine's own imports, so an empty result above means something.
     assert any(_imports_dbos(path) for path in engine.rglob("*.py"))
+
+
+def test_importing_the_package_and_reading_runs_loads_neither_dbos_nor_pydantic_ai(
+    tmp_path: Path,
+) -> None:
+    # Every CLI command imports the package; the read-only ones should start in a fraction of
+    # a second, so the heavy dependencies load only where a run is executed.
+    database = tmp_path / "runs.sqlite"
+    sqlite3.connect(database).close()  # an empty database: `runs` answers "No runs"
+    code = f"""
+import sys
+import pyworkflow
+from pyworkflow.cli import main
+code = main(["runs", "--database-url", "sqlite:///{database}"])
+heavy = sorted(m for m in ("dbos", "pydantic_ai") if m in sys.modules)
+print(code, heavy)
+import pyworkflow.workflow  # a submodule named like an export must not hide the export
+assert callable(pyworkflow.workflow), pyworkflow.workflow
+from pyworkflow import workflow
+assert workflow.__module__ == "pyworkflow.workflow" and not isinstance(workflow, type(sys))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_every_lazy_export_resolves_to_what_its_module_defines() -> None:
+    for module in (pyworkflow, pyworkflow.agents, pyworkflow.engine):
+        assert set(module.__all__) <= set(dir(module))
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{module.__name__}.{name}"

@@ -18,9 +18,8 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from pyworkflow.agents.plan_execute import PlanExecuteAgent
 from pyworkflow.cli._common import (
     CommandError,
     Exit,
@@ -34,6 +33,9 @@ from pyworkflow.cli._render import Glyphs, Painter, event_lines, live_frame
 from pyworkflow.cli._state import RunView
 from pyworkflow.events import Event, get_events
 from pyworkflow.exceptions import ConfigurationError, PyWorkflowError
+
+if TYPE_CHECKING:
+    from pyworkflow.agents.plan_execute import PlanExecuteAgent
 
 _POLL_SECONDS = 0.1
 _FINISHED = ("completed", "failed", "cancelled")
@@ -71,6 +73,8 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def load_agent(spec: str) -> PlanExecuteAgent:
     """Import `MODULE:AGENT` (the current directory first on the path) and return the agent."""
+    from pyworkflow.agents.plan_execute import PlanExecuteAgent
+
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise CommandError(

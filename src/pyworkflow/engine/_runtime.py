@@ -113,6 +113,10 @@ class Runtime:
             "log_level": self.settings.log_level,
             "run_admin_server": False,
         }  # type: ignore[typeddict-unknown-key]
+        # The one DBOS workflow must be registered before launch, or recovery at launch could
+        # not resume a pending run; the engine package imports its modules only on first use.
+        from pyworkflow.engine import _workflows  # noqa: F401
+
         try:
             DBOS(config=config)
             _poll_recovered_runs(RECOVERY_POLL_SECONDS)
