@@ -661,3 +661,15 @@ def test_scripted_plan_json_is_what_the_result_reports() -> None:
     result = agent.run_sync("Echo")
 
     assert json.loads(json.dumps(result.plan)) == [{**plan[0], "depends_on": []}]
+
+
+def test_override_swaps_the_models_for_the_block_only() -> None:
+    agent = PlanExecuteAgent(
+        planner_model="claude-opus-4-6", name=f"tests.execution:{uuid.uuid4().hex}"
+    )
+    planner = scripted_planner([{"step": 1, "description": "Think", "tool": None}])
+    with pytest.raises(RuntimeError), agent.override(planner_model=planner.model):
+        assert agent.planner.model is planner.model and agent.planner_label == "function:planner"
+        assert agent.executor.model == "claude-opus-4-6"  # not overridden
+        raise RuntimeError("the block fails")
+    assert agent.planner_model == agent.planner.model == "claude-opus-4-6"

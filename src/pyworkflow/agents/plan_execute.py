@@ -7,8 +7,9 @@ run's code: a run records only the agent's name and the query, and any process t
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pyworkflow import engine
@@ -169,6 +170,27 @@ class PlanExecuteAgent:
 
     def __repr__(self) -> str:
         return f"<PlanExecuteAgent {self.name!r} tools={sorted(self.tools)}>"
+
+    @contextlib.contextmanager
+    def override(
+        self, *, planner_model: ModelSpec | None = None, executor_model: ModelSpec | None = None
+    ) -> Iterator[None]:
+        """Use other models inside the block: scripted ones, to test an agent whose definition
+        names real models without a key or a network.
+
+        The swap is on this agent object, for every run this process executes inside the block;
+        a run resumed after the block uses the models the agent is defined with.
+        """
+        saved = (self.planner_model, self.executor_model)
+        if planner_model is not None:
+            self.planner_model = self.planner.model = planner_model
+        if executor_model is not None:
+            self.executor_model = self.executor.model = executor_model
+        try:
+            yield
+        finally:
+            self.planner_model, self.executor_model = saved
+            self.planner.model, self.executor.model = saved
 
     @property
     def planner_label(self) -> str:
