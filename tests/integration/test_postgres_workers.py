@@ -247,7 +247,6 @@ def test_runs_enqueued_by_a_client_complete_once_spread_over_three_workers(
         process.wait(timeout=60)
 
 
-HEARTBEAT_SECONDS = 2.0
 OTHER_HOST_TAKEOVER_AFTER = 8.0
 
 
@@ -278,6 +277,12 @@ def test_a_worker_killed_mid_run_has_its_runs_finished_by_the_others(
     recorded_before_kill = cluster.recorded_tool_calls()
     victim.kill()
     killed_at = time.time()
+    # The victim's last heartbeat, read after it died: the takeover policy counts from it.
+    (last_seen,) = query(
+        cluster.url,
+        "SELECT last_seen FROM pyworkflow_executors WHERE executor_id = ?",
+        (victim_id,),
+    )[0]
     # What the victim held when it died (a takeover puts it back on its queue, ENQUEUED).
     owned = {
         wf
@@ -294,11 +299,15 @@ def test_a_worker_killed_mid_run_has_its_runs_finished_by_the_others(
         return not rows
 
     wait_for(victim_claimed, timeout=60, what="the victim to be taken over", watch=[client])
-    claimed_after = time.time() - killed_at
+    claimed_at = time.time()
+    claimed_after = claimed_at - killed_at
     if host == "same host":
         assert claimed_after < 4, claimed_after
     else:
-        assert claimed_after > OTHER_HOST_TAKEOVER_AFTER - HEARTBEAT_SECONDS - 0.5, claimed_after
+        # Never before the heartbeat is takeover_after old, however late the victim's last
+        # heartbeat came on a loaded machine; and soon after.
+        silent = claimed_at - last_seen
+        assert silent > OTHER_HOST_TAKEOVER_AFTER, (silent, claimed_after)
         assert claimed_after < OTHER_HOST_TAKEOVER_AFTER + 4, claimed_after
 
     client.wait(timeout=TIMEOUT)
